@@ -1,0 +1,193 @@
+import type { Secret } from './secret.js';
+
+/** Plan types the reference knows (SPEC §3.0); anything else reads as `unknown`. */
+export const PLAN_TYPES = [
+  'free', 'go', 'plus', 'pro', 'prolite', 'promax', 'team',
+  'self_serve_business_prolite', 'self_serve_business_usage_based', 'business',
+  'ent26', 'enterprise_cbp_automation', 'enterprise_cbp_usage_based', 'enterprise',
+  'edu', 'edu_plus', 'edu_pro', 'sci', 'sci_plus', 'unknown',
+] as const;
+export type PlanType = (typeof PLAN_TYPES)[number];
+
+/** Wire names of the active credential kind (SPEC §3.0: lower-case `k` in `apikey`). */
+export type AuthMode = 'apikey' | 'chatgpt' | 'chatgptAuthTokens';
+
+export type ForcedLoginMethod = 'chatgpt' | 'api';
+
+/** Login policy from config.toml; fixed for the life of the process. */
+export interface Policy {
+  forcedLoginMethod: ForcedLoginMethod | null;
+  /** `forced_chatgpt_workspace_id`, normalised to a list; `null` = no restriction. */
+  forcedWorkspaceIds: readonly string[] | null;
+}
+
+/** Who the host says it is (from `initialize`); used for User-Agent and OAuth originator. */
+export interface ClientIdentity {
+  originator: string;
+  userAgent: string;
+}
+
+/** Claims read from a JWT without verifying it (SPEC §3.0). */
+export interface TokenClaims {
+  email: string | null;
+  userId: string | null;
+  accountId: string | null;
+  planType: string | null;
+}
+
+export interface StoredApiKey {
+  kind: 'apiKey';
+  apiKey: Secret;
+}
+
+export interface StoredChatgpt {
+  kind: 'chatgpt';
+  idToken: Secret;
+  accessToken: Secret;
+  refreshToken: Secret;
+  /** `tokens.account_id` (the id token's `chatgpt_account_id`). */
+  accountId: string | null;
+  /** The exchanged API key, kept as the reference keeps it. */
+  apiKey: Secret | null;
+  /** Claims of the id token. */
+  claims: TokenClaims;
+  lastRefresh: string | null;
+}
+
+/** Credentials persisted in `auth.json` (or the ephemeral store). */
+export type StoredAuth = StoredApiKey | StoredChatgpt;
+
+/** Host-supplied tokens (`chatgptAuthTokens`): memory only, never persisted. */
+export interface ExternalTokens {
+  accessToken: Secret;
+  accountId: string;
+  planType: PlanType;
+  email: string | null;
+  userId: string | null;
+}
+
+export type RoutingOverride = 'NO_CONSTRAINT' | 'us' | 'us_cr';
+
+/** Result of workspace routing discovery (SPEC §9.2), cached per credentials. */
+export interface WorkspaceRouting {
+  accountId: string;
+  backendOrigin: string;
+  accountRoutingOverride: RoutingOverride;
+  workspaceName: string | null;
+}
+
+export type LoginFlow = 'browser' | 'device';
+
+export interface PendingLogin {
+  loginId: string;
+  flow: LoginFlow;
+}
+
+/**
+ * Why a request was refused or failed. `src/rpc/errors.ts` is the only place
+ * that turns a kind into a wire code, message and `data`.
+ */
+export type FailureKind =
+  | 'apiKeyLoginDisabled'
+  | 'chatgptLoginDisabled'
+  | 'externalAuthDisabled'
+  | 'externalAuthActive'
+  | 'experimentalApiRequired'
+  | 'workspaceNotAllowed'
+  | 'invalidToken'
+  | 'authFileCorrupt'
+  | 'storageFailed'
+  | 'discoveryFailed'
+  | 'workspaceMissing'
+  | 'accountIdMissing'
+  | 'rateLimitsNeedAuth'
+  | 'rateLimitsNeedChatgpt'
+  | 'notImplemented'
+  | 'internal';
+
+export interface AuthFailure {
+  kind: FailureKind;
+  /** Human text for kinds whose message is not fixed (I/O, network). Never holds a secret. */
+  message?: string;
+  /** For `workspaceNotAllowed`. */
+  allowed?: readonly string[];
+  received?: string;
+}
+
+export interface AccountContext {
+  policy: Policy;
+  client: ClientIdentity | null;
+  /** Visible persisted credentials; `null` when none or hidden by policy. */
+  stored: StoredAuth | null;
+  external: ExternalTokens | null;
+  routing: WorkspaceRouting | null;
+  pending: PendingLogin | null;
+  /** Why `auth.json` could not be loaded, if it could not. The file is left alone. */
+  storageIssue: AuthFailure | null;
+  /** The request a busy state is serving; its reply carries this id. */
+  requestId: string | null;
+}
+
+export interface AccountInput {
+  policy: Policy;
+}
+
+/** Events the adapter sends for JSON-RPC requests; each is answered by exactly one `reply`. */
+export type RequestEvent =
+  | { type: 'account.read'; requestId: string; refreshToken: boolean }
+  | { type: 'authStatus.read'; requestId: string; includeToken: boolean }
+  | { type: 'login.apiKey'; requestId: string; apiKey: Secret }
+  | { type: 'login.chatgpt'; requestId: string; flow: LoginFlow }
+  | {
+      type: 'login.externalTokens';
+      requestId: string;
+      experimentalApi: boolean;
+      accessToken: Secret;
+      accountId: string;
+      planType: string | null;
+      /** `null` when the access token is not a decodable JWT. */
+      claims: TokenClaims | null;
+    }
+  | { type: 'login.cancel'; requestId: string; loginId: string }
+  | { type: 'logout'; requestId: string }
+  | { type: 'rateLimits.read'; requestId: string };
+
+export type AccountEvent =
+  | RequestEvent
+  | { type: 'client.identify'; client: ClientIdentity }
+  /** A backend answered 401: refresh (managed) or ask the host (external). Completed by a later issue. */
+  | { type: 'auth.unauthorized' };
+
+export type AccountView = {
+  authMode: AuthMode | null;
+  email: string | null;
+  planType: PlanType | null;
+  userId: string | null;
+  routing: WorkspaceRouting | null;
+};
+
+export type AuthStatusView = {
+  authMode: AuthMode | null;
+  token: Secret | null;
+};
+
+export type ReplyValue =
+  | { kind: 'account'; account: AccountView }
+  | { kind: 'authStatus'; status: AuthStatusView }
+  | { kind: 'login'; type: 'apiKey' | 'chatgptAuthTokens' }
+  | { kind: 'loginStarted'; loginId: string; flow: LoginFlow; details: Record<string, string> }
+  | { kind: 'cancel'; status: 'canceled' | 'notFound' }
+  | { kind: 'empty' };
+
+/** What the machine emits; the adapter turns these into responses and notifications. */
+export type AccountEmitted =
+  | { type: 'reply'; requestId: string; ok: true; value: ReplyValue }
+  | { type: 'reply'; requestId: string; ok: false; failure: AuthFailure }
+  | { type: 'login.completed'; loginId: string | null; success: boolean; error: string | null }
+  | { type: 'account.updated'; authMode: AuthMode | null; planType: PlanType | null };
+
+/** Output of the `startLogin` actor. */
+export interface StartedLogin {
+  loginId: string;
+  details: Record<string, string>;
+}

@@ -1,0 +1,78 @@
+import { accountMachine } from '../machines/account-machine.js';
+import { loadConfig, type Config } from './config.js';
+import { createActors } from './effects/actors.js';
+import { createFileStore, createMemoryStore, createUnavailableKeyringStore, type CredentialStore } from './effects/storage.js';
+import { createLogger, type Logger } from './log.js';
+import { startServer } from './rpc/server.js';
+import { detectPlatform, SERVER_VERSION, type PlatformInfo } from './user-agent.js';
+
+const USAGE = `Usage: codex-account-server [app-server]
+
+Speaks the account part of the Codex app-server JSON-RPC protocol as
+newline-delimited JSON on stdin/stdout. Logs go to stderr.
+
+Environment: CODEX_HOME, CODEX_APP_SERVER_LOGIN_ISSUER, CODEX_REFRESH_TOKEN_URL_OVERRIDE,
+CODEX_REVOKE_TOKEN_URL_OVERRIDE, CODEX_ACCOUNT_SERVER_LOG (error|warn|info|debug),
+CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS.
+`;
+
+function createStore(config: Config, log: Logger): CredentialStore {
+  switch (config.credentialsStore) {
+    case 'ephemeral':
+      return createMemoryStore();
+    case 'keyring':
+      return createUnavailableKeyringStore();
+    default:
+      // `auto` falls back to the file, as Codex does where no keyring is available.
+      return createFileStore({ authPath: config.authPath, log });
+  }
+}
+
+function once<T>(fn: () => T): () => T {
+  let value: { v: T } | undefined;
+  return () => (value ??= { v: fn() }).v;
+}
+
+export function main(argv: readonly string[]): void {
+  const args = argv[0] === 'app-server' ? argv.slice(1) : argv;
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (args.includes('--version')) {
+    process.stdout.write(`codex-account-server (protocol of codex app-server ${SERVER_VERSION})\n`);
+    return;
+  }
+
+  const config = loadConfig(process.env);
+  const log = createLogger(config.logLevel);
+  if (config.warning) log.warn(`${config.warning.summary} ${config.warning.details}`);
+
+  const machine = accountMachine.provide({
+    actors: createActors({
+      store: createStore(config, log),
+      fetch: (...a) => fetch(...a),
+      chatgptBaseUrl: config.chatgptBaseUrl,
+      revokeTokenUrl: config.revokeTokenUrl,
+      timeoutMs: config.httpTimeoutMs,
+      defaultUserAgent: `codex-account-server/${SERVER_VERSION}`,
+      log,
+    }),
+  });
+
+  const server = startServer({
+    input: process.stdin,
+    output: process.stdout,
+    machine,
+    machineInput: { policy: config.policy },
+    codexHome: config.codexHome,
+    platform: once<PlatformInfo>(detectPlatform),
+    env: process.env,
+    configWarning: config.warning,
+    log,
+  });
+  // stdin EOF: exit at once with 0, even with a login pending (SPEC §1).
+  void server.closed.then(() => process.exit(0));
+}
+
+main(process.argv.slice(2));

@@ -1,0 +1,184 @@
+import { readFileSync, realpathSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { parse as parseToml, TomlError } from 'smol-toml';
+import { z } from 'zod';
+import type { Policy } from '../machines/account-types.js';
+import { parseLogLevel, type LogLevel } from './log.js';
+import { expecting, serdeMessage, str } from './protocol/serde.js';
+
+export type CredentialsStore = 'file' | 'keyring' | 'auto' | 'ephemeral';
+
+/** 1-based line/column positions, end inclusive (SPEC §4). */
+export interface TextRange {
+  start: { line: number; column: number };
+  end: { line: number; column: number };
+}
+
+/** Params of the `configWarning` notification. */
+export interface ConfigWarning {
+  summary: string;
+  details: string;
+  path: string;
+  range: TextRange;
+}
+
+/** Everything the server needs from the environment and `config.toml`; frozen. */
+export interface Config {
+  codexHome: string;
+  configPath: string;
+  authPath: string;
+  policy: Policy;
+  /** Always ends with `/`; `wham/…` paths are appended. */
+  chatgptBaseUrl: string;
+  credentialsStore: CredentialsStore;
+  issuer: string;
+  refreshTokenUrl: string;
+  revokeTokenUrl: string;
+  /** Deadline for each backend HTTP call. */
+  httpTimeoutMs: number;
+  logLevel: LogLevel;
+  warning: ConfigWarning | null;
+}
+
+export const DEFAULT_CHATGPT_BASE_URL = 'https://chatgpt.com/backend-api/';
+export const INVALID_CONFIG_SUMMARY = 'Invalid configuration; using defaults.';
+
+/** The keys of `config.toml` this server reads; all others are ignored. */
+export const ConfigTomlSchema = z.object({
+  forced_login_method: z.enum(['chatgpt', 'api'], expecting('enum ForcedLoginMethod')).optional(),
+  forced_chatgpt_workspace_id: z
+    .union([str(), z.array(str(), expecting('a sequence'))], expecting('a string or a sequence of strings'))
+    .optional(),
+  chatgpt_base_url: str().optional(),
+  cli_auth_credentials_store: z
+    .enum(['file', 'keyring', 'auto', 'ephemeral'], expecting('enum AuthCredentialsStoreMode'))
+    .optional(),
+});
+export type ConfigToml = z.infer<typeof ConfigTomlSchema>;
+
+/** Where a top-level `key = value` sits in the file, for the warning's range. */
+export function locateValue(text: string, key: string): TextRange | null {
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (/^\s*\[/.test(line)) break; // values under a table are not top-level keys
+    const match = new RegExp(`^(\\s*(?:${key}|"${key}"|'${key}')\\s*=\\s*)`).exec(line);
+    if (!match) continue;
+    const startIndex = match[1]!.length;
+    const rest = line.slice(startIndex).replace(/\r$/, '');
+    let length: number;
+    const quote = rest[0];
+    if (quote === '"' || quote === "'") {
+      const close = rest.indexOf(quote, 1);
+      length = close === -1 ? rest.length : close + 1;
+    } else {
+      length = rest.replace(/\s*(#.*)?$/, '').length;
+    }
+    return {
+      start: { line: i + 1, column: startIndex + 1 },
+      end: { line: i + 1, column: startIndex + Math.max(length, 1) },
+    };
+  }
+  return null;
+}
+
+function defaultHome(env: NodeJS.ProcessEnv): string {
+  const fromEnv = env.CODEX_HOME;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    const abs = isAbsolute(fromEnv) ? fromEnv : resolve(fromEnv);
+    try {
+      return realpathSync(abs);
+    } catch {
+      return abs; // created on first write
+    }
+  }
+  return join(homedir(), '.codex');
+}
+
+interface ParsedToml {
+  values: ConfigToml;
+  warning: ConfigWarning | null;
+}
+
+/** Reads and validates `config.toml`. An invalid file yields defaults plus a warning (SPEC §4). */
+export function readConfigToml(configPath: string, read: (path: string) => string = (p) => readFileSync(p, 'utf8')): ParsedToml {
+  let text: string;
+  try {
+    text = read(configPath);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { values: {}, warning: null };
+    return { values: {}, warning: warningAt(configPath, 1, 1, (error as Error).message) };
+  }
+  let raw: unknown;
+  try {
+    raw = parseToml(text);
+  } catch (error) {
+    if (error instanceof TomlError) {
+      const first = error.message.split('\n')[0] ?? 'invalid TOML';
+      return { values: {}, warning: warningAt(configPath, error.line, error.column, first) };
+    }
+    throw error;
+  }
+  const result = ConfigTomlSchema.safeParse(raw, { reportInput: true });
+  if (result.success) return { values: result.data, warning: null };
+  const issue = result.error.issues[0];
+  const key = String(issue?.path[0] ?? '');
+  const range = locateValue(text, key) ?? { start: { line: 1, column: 1 }, end: { line: 1, column: 1 } };
+  return {
+    values: {},
+    warning: {
+      summary: INVALID_CONFIG_SUMMARY,
+      details: `${configPath}:${range.start.line}:${range.start.column}: ${serdeMessage(result.error)}`,
+      path: configPath,
+      range,
+    },
+  };
+}
+
+function warningAt(path: string, line: number, column: number, message: string): ConfigWarning {
+  return {
+    summary: INVALID_CONFIG_SUMMARY,
+    details: `${path}:${line}:${column}: ${message}`,
+    path,
+    range: { start: { line, column }, end: { line, column } },
+  };
+}
+
+function withTrailingSlash(url: string): string {
+  return url.endsWith('/') ? url : `${url}/`;
+}
+
+function positiveInt(value: string | undefined, fallback: number): number {
+  const n = Number(value);
+  return Number.isInteger(n) && n > 0 ? n : fallback;
+}
+
+/**
+ * Builds the configuration from the environment (SPEC §4) and `config.toml`.
+ * `OPENAI_API_KEY` is deliberately not read: it logs nobody in.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const codexHome = defaultHome(env);
+  const configPath = join(codexHome, 'config.toml');
+  const { values, warning } = readConfigToml(configPath);
+  const forcedIds = values.forced_chatgpt_workspace_id;
+  const issuer = (env.CODEX_APP_SERVER_LOGIN_ISSUER || 'https://auth.openai.com').replace(/\/+$/, '');
+  return Object.freeze({
+    codexHome,
+    configPath,
+    authPath: join(codexHome, 'auth.json'),
+    policy: Object.freeze({
+      forcedLoginMethod: values.forced_login_method ?? null,
+      forcedWorkspaceIds: forcedIds === undefined ? null : Object.freeze(typeof forcedIds === 'string' ? [forcedIds] : forcedIds),
+    }),
+    chatgptBaseUrl: withTrailingSlash(values.chatgpt_base_url ?? DEFAULT_CHATGPT_BASE_URL),
+    credentialsStore: values.cli_auth_credentials_store ?? 'file',
+    issuer,
+    refreshTokenUrl: env.CODEX_REFRESH_TOKEN_URL_OVERRIDE || 'https://auth.openai.com/oauth/token',
+    revokeTokenUrl: env.CODEX_REVOKE_TOKEN_URL_OVERRIDE || 'https://auth.openai.com/oauth/revoke',
+    httpTimeoutMs: positiveInt(env.CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, 10_000),
+    logLevel: parseLogLevel(env.CODEX_ACCOUNT_SERVER_LOG),
+    warning,
+  });
+}

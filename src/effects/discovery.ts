@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import type { RoutingOverride, WorkspaceRouting } from '../../machines/account-types.js';
+import type { DiscoverRoutingInput } from '../../machines/account-machine.js';
+import { AuthError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+const AccountsCheckSchema = z.object({
+  accounts: z.array(
+    z.looseObject({
+      id: z.string(),
+      name: z.string().nullish(),
+      workspace_backend_origin: z.string().nullish(),
+      account_routing_override: z.string().nullish(),
+    }),
+  ),
+});
+
+const OVERRIDES: readonly RoutingOverride[] = ['NO_CONSTRAINT', 'us', 'us_cr'];
+
+export interface HttpDeps {
+  fetch: typeof fetch;
+  chatgptBaseUrl: string;
+  timeoutMs: number;
+  log: Logger;
+  /** Used until `initialize` names the client. */
+  defaultUserAgent: string;
+}
+
+/**
+ * Workspace routing discovery (SPEC §9.2): `GET {base}wham/accounts/check`.
+ * Every failure to get a usable answer reads `workspace routing discovery failed`;
+ * the detail goes to stderr.
+ */
+export async function discoverRouting(deps: HttpDeps, input: DiscoverRoutingInput): Promise<WorkspaceRouting> {
+  const { accountId } = input;
+  if (accountId === null || accountId === '') throw new AuthError('accountIdMissing');
+  const url = `${deps.chatgptBaseUrl}wham/accounts/check`;
+  let body: unknown;
+  try {
+    const response = await deps.fetch(url, {
+      method: 'GET',
+      headers: {
+        Authorization: `Bearer ${input.accessToken.reveal()}`,
+        'ChatGPT-Account-Id': accountId,
+        'User-Agent': input.client?.userAgent ?? deps.defaultUserAgent,
+      },
+      signal: AbortSignal.timeout(deps.timeoutMs),
+    });
+    if (!response.ok) {
+      deps.log.warn(`routing discovery: GET ${url} answered ${response.status}`);
+      throw new AuthError('discoveryFailed');
+    }
+    body = await response.json();
+  } catch (error) {
+    if (error instanceof AuthError) throw error;
+    deps.log.warn(`routing discovery: GET ${url} failed: ${(error as Error).message}`);
+    throw new AuthError('discoveryFailed', 'workspace routing discovery failed');
+  }
+  const parsed = AccountsCheckSchema.safeParse(body);
+  if (!parsed.success) {
+    deps.log.warn(`routing discovery: GET ${url} returned an unexpected body`);
+    throw new AuthError('discoveryFailed', 'workspace routing discovery failed');
+  }
+  const entry = parsed.data.accounts.find((a) => a.id === accountId);
+  if (!entry) throw new AuthError('workspaceMissing');
+  const override = entry.account_routing_override;
+  return {
+    accountId,
+    backendOrigin: entry.workspace_backend_origin ?? new URL(deps.chatgptBaseUrl).origin,
+    accountRoutingOverride: OVERRIDES.includes(override as RoutingOverride) ? (override as RoutingOverride) : 'NO_CONSTRAINT',
+    workspaceName: entry.name ?? null,
+  };
+}

@@ -1,0 +1,54 @@
+import type { z } from 'zod';
+import {
+  CancelLoginAccountParamsSchema,
+  GetAccountParamsSchema,
+  GetAuthStatusParamsSchema,
+  InitializeParamsSchema,
+  LoginAccountParamsSchema,
+  LogoutParamsSchema,
+  RateLimitsReadParamsSchema,
+} from './schemas.js';
+
+/**
+ * Whether `params` must be present. `required`: absent or `null` fails with
+ * ``missing field `params` `` (SPEC §1); `optional`: absent reads as `{}`.
+ */
+export type ParamsPresence = 'required' | 'optional';
+
+export interface MethodSpec {
+  schema: z.ZodType;
+  params: ParamsPresence;
+}
+
+/**
+ * The client requests this server implements, in the order the reference
+ * lists them in its unknown-variant error (SPEC §1).
+ */
+export const METHODS = {
+  initialize: { schema: InitializeParamsSchema, params: 'required' },
+  'account/login/start': { schema: LoginAccountParamsSchema, params: 'required' },
+  'account/login/cancel': { schema: CancelLoginAccountParamsSchema, params: 'required' },
+  'account/logout': { schema: LogoutParamsSchema, params: 'optional' },
+  'account/rateLimits/read': { schema: RateLimitsReadParamsSchema, params: 'optional' },
+  'account/read': { schema: GetAccountParamsSchema, params: 'required' },
+  getAuthStatus: { schema: GetAuthStatusParamsSchema, params: 'required' },
+} as const satisfies Record<string, MethodSpec>;
+
+export type MethodName = keyof typeof METHODS;
+
+export function isMethodName(method: string): method is MethodName {
+  return Object.hasOwn(METHODS, method);
+}
+
+/** `` Invalid request: unknown variant `m`, expected one of `initialize`, … `` */
+export function unknownMethodMessage(method: string): string {
+  const known = Object.keys(METHODS).map((m) => `\`${m}\``).join(', ');
+  return `Invalid request: unknown variant \`${method}\`, expected one of ${known}`;
+}
+
+/** Notification methods the server sends. */
+export const NOTIFICATIONS = {
+  loginCompleted: 'account/login/completed',
+  accountUpdated: 'account/updated',
+  configWarning: 'configWarning',
+} as const;

@@ -1,0 +1,86 @@
+import { z } from 'zod';
+import { bool, expecting, str, struct } from './serde.js';
+
+/**
+ * Params of every client request this server implements (SPEC §2, §3, §10).
+ * Unknown fields are ignored (zod strips them), as the reference ignores them.
+ * Types come from `z.infer`; the names in `struct …` are the reference's.
+ */
+
+const nullable = <T extends z.ZodType>(schema: T) => schema.nullable().optional();
+
+export const ClientInfoSchema = struct('ClientInfo', {
+  name: str(),
+  title: nullable(str()),
+  version: str(),
+});
+
+export const InitializeCapabilitiesSchema = struct('InitializeCapabilities', {
+  experimentalApi: bool().optional(),
+  requestAttestation: bool().optional(),
+  optOutNotificationMethods: nullable(z.array(str(), expecting('a sequence'))),
+});
+
+export const InitializeParamsSchema = struct('InitializeParams', {
+  clientInfo: ClientInfoSchema,
+  capabilities: nullable(InitializeCapabilitiesSchema),
+});
+export type InitializeParams = z.infer<typeof InitializeParamsSchema>;
+
+export const GetAccountParamsSchema = struct('GetAccountParams', {
+  refreshToken: bool().optional(),
+});
+
+const ApiKeyLoginSchema = struct('ApiKey', { type: z.literal('apiKey'), apiKey: str() });
+const ChatgptLoginSchema = struct('Chatgpt', {
+  type: z.literal('chatgpt'),
+  codexStreamlinedLogin: bool().optional(),
+  useHostedLoginSuccessPage: bool().optional(),
+  appBrand: nullable(z.enum(['codex', 'chatgpt'], expecting('enum AppBrand'))),
+});
+const DeviceCodeLoginSchema = struct('ChatgptDeviceCode', { type: z.literal('chatgptDeviceCode') });
+const AuthTokensLoginSchema = struct('ChatgptAuthTokens', {
+  type: z.literal('chatgptAuthTokens'),
+  accessToken: str(),
+  chatgptAccountId: str(),
+  chatgptPlanType: nullable(str()),
+});
+
+export const LoginAccountParamsSchema = z.discriminatedUnion(
+  'type',
+  [ApiKeyLoginSchema, ChatgptLoginSchema, DeviceCodeLoginSchema, AuthTokensLoginSchema],
+  expecting('internally tagged enum LoginAccountParams'),
+);
+export type LoginAccountParams = z.infer<typeof LoginAccountParamsSchema>;
+
+export const CancelLoginAccountParamsSchema = struct('CancelLoginAccountParams', { loginId: str() });
+
+export const GetAuthStatusParamsSchema = struct('GetAuthStatusParams', {
+  includeToken: nullable(bool()),
+  refreshToken: nullable(bool()),
+});
+
+export const RateLimitsReadParamsSchema = struct('GetAccountRateLimitsParams', {
+  supportsLunaReserve: bool().optional(),
+  excludeResetCreditDetails: bool().optional(),
+});
+
+/** `account/logout` takes no params; `{}` (or anything object-like) is accepted. */
+export const LogoutParamsSchema = z.object({}, expecting('unit'));
+
+// Login ids: Rust's `Uuid::parse_str` accepts hyphenated, simple, braced and urn forms, any case.
+const HEX32 = /^[0-9a-f]{32}$/i;
+const HYPHENATED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Normalises a login id to lower-case hyphenated form, or returns `null` if it is no UUID. */
+export function parseLoginId(value: string): string | null {
+  let v = value;
+  if (/^urn:uuid:/i.test(v)) v = v.slice(9);
+  else if (v.startsWith('{') && v.endsWith('}')) v = v.slice(1, -1);
+  if (HYPHENATED.test(v)) return v.toLowerCase();
+  if (HEX32.test(v)) {
+    const h = v.toLowerCase();
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+  return null;
+}

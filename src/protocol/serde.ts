@@ -1,0 +1,77 @@
+import { z } from 'zod';
+
+/**
+ * The reference server is written in Rust; its invalid-params errors are serde
+ * messages. These helpers make zod failures read the same, in one place.
+ */
+
+/** Makes a schema's type errors read `expected <what>`, as serde words it. */
+export const expecting = (what: string) => ({ error: () => what });
+
+export const str = () => z.string(expecting('a string'));
+export const bool = () => z.boolean(expecting('a boolean'));
+export const struct = <S extends z.ZodRawShape>(name: string, shape: S) => z.object(shape, expecting(`struct ${name}`));
+
+/** Serde's wording of a JSON value in `invalid type: <value>, expected …`. */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'sequence';
+  switch (typeof value) {
+    case 'string':
+      return `string ${JSON.stringify(value)}`;
+    case 'boolean':
+      return `boolean \`${value}\``;
+    case 'number':
+      return Number.isInteger(value) ? `integer \`${value}\`` : `floating point \`${value}\``;
+    case 'object':
+      return 'map';
+    default:
+      return String(value);
+  }
+}
+
+/** Serde's list of variants: `` `a` ``, `` `a` or `b` ``, `` one of `a`, `b`, `c` ``. */
+export function expectedVariants(values: readonly unknown[]): string {
+  const names = values.map((v) => `\`${String(v)}\``);
+  if (names.length === 1) return names[0]!;
+  if (names.length === 2) return `${names[0]} or ${names[1]}`;
+  return `one of ${names.join(', ')}`;
+}
+
+function isMissing(issue: z.core.$ZodIssue): boolean {
+  return issue.code === 'invalid_type' && (!('input' in issue) || issue.input === undefined);
+}
+
+function render(issue: z.core.$ZodIssue): string {
+  const input = (issue as { input?: unknown }).input;
+  switch (issue.code) {
+    case 'invalid_type':
+      if (input === undefined) return `missing field \`${String(issue.path.at(-1) ?? 'params')}\``;
+      return `invalid type: ${describeValue(input)}, expected ${issue.message}`;
+    case 'invalid_value':
+      if (typeof input === 'string') return `unknown variant \`${input}\`, expected ${expectedVariants(issue.values)}`;
+      return `invalid type: ${describeValue(input)}, expected ${issue.message}`;
+    case 'invalid_union': {
+      const discriminator = (issue as { discriminator?: string }).discriminator;
+      const options = (issue as { options?: unknown[] }).options ?? [];
+      if (discriminator === undefined || typeof input !== 'object' || input === null || Array.isArray(input)) {
+        return `invalid type: ${describeValue(input)}, expected ${issue.message}`;
+      }
+      const tag = (input as Record<string, unknown>)[discriminator];
+      if (tag === undefined) return `missing field \`${discriminator}\``;
+      if (typeof tag === 'string') return `unknown variant \`${tag}\`, expected ${expectedVariants(options)}`;
+      return `invalid type: ${describeValue(tag)}, expected variant identifier`;
+    }
+    default:
+      return issue.message;
+  }
+}
+
+/**
+ * One message for a failed parse, as serde would give it: it stops at the first
+ * wrong value it meets, and reports missing fields only once the rest was fine.
+ */
+export function serdeMessage(error: z.ZodError): string {
+  const issue = error.issues.find((i) => !isMissing(i)) ?? error.issues[0];
+  return issue ? render(issue) : 'invalid params';
+}
