@@ -35,6 +35,8 @@ function once<T>(fn: () => T): () => T {
 
 export function main(argv: readonly string[]): void {
   const args = argv[0] === 'app-server' ? argv.slice(1) : argv;
+  // Used by the build to fill the V8 code cache: load everything, serve nothing.
+  if (args.includes('--warm-up')) return;
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(USAGE);
     return;

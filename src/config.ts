@@ -2,7 +2,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { Policy } from '../machines/account-types.js';
 import { parseLogLevel, type LogLevel } from './log.js';
 import { expecting, serdeMessage, str } from './protocol/serde.js';
@@ -46,14 +46,14 @@ export const INVALID_CONFIG_SUMMARY = 'Invalid configuration; using defaults.';
 
 /** The keys of `config.toml` this server reads; all others are ignored. */
 export const ConfigTomlSchema = z.object({
-  forced_login_method: z.enum(['chatgpt', 'api'], expecting('enum ForcedLoginMethod')).optional(),
-  forced_chatgpt_workspace_id: z
-    .union([str(), z.array(str(), expecting('a sequence'))], expecting('a string or a sequence of strings'))
-    .optional(),
-  chatgpt_base_url: str().optional(),
-  cli_auth_credentials_store: z
-    .enum(['file', 'keyring', 'auto', 'ephemeral'], expecting('enum AuthCredentialsStoreMode'))
-    .optional(),
+  forced_login_method: z.optional(z.enum(['chatgpt', 'api'], expecting('enum ForcedLoginMethod'))),
+  forced_chatgpt_workspace_id: z.optional(
+    z.union([str(), z.array(str(), expecting('a sequence'))], expecting('a string or a sequence of strings')),
+  ),
+  chatgpt_base_url: z.optional(str()),
+  cli_auth_credentials_store: z.optional(
+    z.enum(['file', 'keyring', 'auto', 'ephemeral'], expecting('enum AuthCredentialsStoreMode')),
+  ),
 });
 export type ConfigToml = z.infer<typeof ConfigTomlSchema>;
 

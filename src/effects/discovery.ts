@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { RoutingOverride, WorkspaceRouting } from '../../machines/account-types.js';
 import type { DiscoverRoutingInput } from '../../machines/account-machine.js';
 import { AuthError } from '../errors.js';
@@ -8,9 +8,9 @@ const AccountsCheckSchema = z.object({
   accounts: z.array(
     z.looseObject({
       id: z.string(),
-      name: z.string().nullish(),
-      workspace_backend_origin: z.string().nullish(),
-      account_routing_override: z.string().nullish(),
+      name: z.nullish(z.string()),
+      workspace_backend_origin: z.nullish(z.string()),
+      account_routing_override: z.nullish(z.string()),
     }),
   ),
 });

@@ -1,12 +1,11 @@
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { StoredAuth, StoredChatgpt } from '../../machines/account-types.js';
 import { Secret } from '../../machines/secret.js';
 import { AuthError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { serdeMessage } from '../protocol/serde.js';
+import { expecting, serdeMessage, str } from '../protocol/serde.js';
 import { readClaims } from './jwt.js';
 
 /** Where credentials live: `auth.json`, or memory for `ephemeral`. */
@@ -18,21 +17,17 @@ export interface CredentialStore {
 }
 
 /** `auth.json` as Codex writes it (SPEC §5); unknown members are tolerated on read. */
-export const AuthDotJsonSchema = z.object({
-  auth_mode: z.string().nullable().optional(),
-  OPENAI_API_KEY: z.string().nullable().optional(),
-  tokens: z
-    .object({
-      id_token: z.string(),
-      access_token: z.string(),
-      refresh_token: z.string(),
-      account_id: z.string().nullable().optional(),
-    })
-    .passthrough()
-    .nullable()
-    .optional(),
-  last_refresh: z.string().nullable().optional(),
-});
+export const AuthDotJsonSchema = z.looseObject({
+  auth_mode: z.nullish(str()),
+  OPENAI_API_KEY: z.nullish(str()),
+  tokens: z.nullish(
+    z.looseObject(
+      { id_token: str(), access_token: str(), refresh_token: str(), account_id: z.nullish(str()) },
+      expecting('struct TokenData'),
+    ),
+  ),
+  last_refresh: z.nullish(str()),
+}, expecting('struct AuthDotJson'));
 export type AuthDotJson = z.infer<typeof AuthDotJsonSchema>;
 
 /** The exact bytes Codex writes: 2-space JSON, no trailing newline. */
@@ -155,6 +150,8 @@ export function createFileStore({ authPath, log, now = () => new Date() }: FileS
         await setAsideIfCorrupt();
         await touch(`${authPath}.lock`, 0o600);
         await touch(`${dirname(authPath)}/auth.lock`, 0o644);
+        // Loaded on first write: its start-up cost (signal-exit hooks) is not worth paying on every spawn.
+        const { default: writeFileAtomic } = await import('write-file-atomic');
         await writeFileAtomic(authPath, serializeAuth(auth), { mode: 0o600 });
       } catch (error) {
         const what = auth.kind === 'apiKey' ? 'api key' : 'credentials';

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import {
   CancelLoginAccountParamsSchema,
   GetAccountParamsSchema,
@@ -16,7 +16,7 @@ import {
 export type ParamsPresence = 'required' | 'optional';
 
 export interface MethodSpec {
-  schema: z.ZodType;
+  schema: z.ZodMiniType;
   params: ParamsPresence;
 }
 

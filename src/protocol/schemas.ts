@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { bool, expecting, str, struct } from './serde.js';
 
 /**
@@ -7,7 +7,7 @@ import { bool, expecting, str, struct } from './serde.js';
  * Types come from `z.infer`; the names in `struct …` are the reference's.
  */
 
-const nullable = <T extends z.ZodType>(schema: T) => schema.nullable().optional();
+const nullable = <T extends z.core.SomeType>(schema: T) => z.optional(z.nullable(schema));
 
 export const ClientInfoSchema = struct('ClientInfo', {
   name: str(),
@@ -16,8 +16,8 @@ export const ClientInfoSchema = struct('ClientInfo', {
 });
 
 export const InitializeCapabilitiesSchema = struct('InitializeCapabilities', {
-  experimentalApi: bool().optional(),
-  requestAttestation: bool().optional(),
+  experimentalApi: z.optional(bool()),
+  requestAttestation: z.optional(bool()),
   optOutNotificationMethods: nullable(z.array(str(), expecting('a sequence'))),
 });
 
@@ -28,14 +28,14 @@ export const InitializeParamsSchema = struct('InitializeParams', {
 export type InitializeParams = z.infer<typeof InitializeParamsSchema>;
 
 export const GetAccountParamsSchema = struct('GetAccountParams', {
-  refreshToken: bool().optional(),
+  refreshToken: z.optional(bool()),
 });
 
 const ApiKeyLoginSchema = struct('ApiKey', { type: z.literal('apiKey'), apiKey: str() });
 const ChatgptLoginSchema = struct('Chatgpt', {
   type: z.literal('chatgpt'),
-  codexStreamlinedLogin: bool().optional(),
-  useHostedLoginSuccessPage: bool().optional(),
+  codexStreamlinedLogin: z.optional(bool()),
+  useHostedLoginSuccessPage: z.optional(bool()),
   appBrand: nullable(z.enum(['codex', 'chatgpt'], expecting('enum AppBrand'))),
 });
 const DeviceCodeLoginSchema = struct('ChatgptDeviceCode', { type: z.literal('chatgptDeviceCode') });
@@ -61,8 +61,8 @@ export const GetAuthStatusParamsSchema = struct('GetAuthStatusParams', {
 });
 
 export const RateLimitsReadParamsSchema = struct('GetAccountRateLimitsParams', {
-  supportsLunaReserve: bool().optional(),
-  excludeResetCreditDetails: bool().optional(),
+  supportsLunaReserve: z.optional(bool()),
+  excludeResetCreditDetails: z.optional(bool()),
 });
 
 /** `account/logout` takes no params; `{}` (or anything object-like) is accepted. */

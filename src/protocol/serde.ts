@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 /**
  * The reference server is written in Rust; its invalid-params errors are serde
@@ -10,7 +10,7 @@ export const expecting = (what: string) => ({ error: () => what });
 
 export const str = () => z.string(expecting('a string'));
 export const bool = () => z.boolean(expecting('a boolean'));
-export const struct = <S extends z.ZodRawShape>(name: string, shape: S) => z.object(shape, expecting(`struct ${name}`));
+export const struct = <S extends z.core.$ZodLooseShape>(name: string, shape: S) => z.object(shape, expecting(`struct ${name}`));
 
 /** Serde's wording of a JSON value in `invalid type: <value>, expected …`. */
 export function describeValue(value: unknown): string {
@@ -71,7 +71,7 @@ function render(issue: z.core.$ZodIssue): string {
  * One message for a failed parse, as serde would give it: it stops at the first
  * wrong value it meets, and reports missing fields only once the rest was fine.
  */
-export function serdeMessage(error: z.ZodError): string {
+export function serdeMessage(error: z.core.$ZodError): string {
   const issue = error.issues.find((i) => !isMissing(i)) ?? error.issues[0];
   return issue ? render(issue) : 'invalid params';
 }

@@ -84,7 +84,7 @@ interface Session {
 }
 
 /** Params as parsed by each method's schema. */
-type ParamsOf<M extends MethodName> = import('zod').infer<(typeof METHODS)[M]['schema']>;
+type ParamsOf<M extends MethodName> = import('zod/mini').infer<(typeof METHODS)[M]['schema']>;
 
 function validate<M extends MethodName>(method: M, raw: unknown): ParamsOf<M> {
   const spec = METHODS[method];
