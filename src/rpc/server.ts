@@ -154,7 +154,7 @@ function toEvent(method: MethodName, params: unknown, requestId: string, session
       return {
         type: 'authStatus.read',
         requestId,
-        includeToken: (params as ParamsOf<'getAuthStatus'>).includeToken ?? true,
+        includeToken: (params as ParamsOf<'getAuthStatus'>).includeToken ?? false,
       };
     case 'account/logout':
       return { type: 'logout', requestId };
