@@ -1,0 +1,163 @@
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { accountsCheck, FakeBackend } from '../helpers/backend.js';
+import { chatgptJwt } from '../helpers/jwt.js';
+import { ServerProcess, tempHome } from '../helpers/server-process.js';
+
+const LOGGED_OUT = { account: null, userId: null, requiresOpenaiAuth: true, workspaceRouting: null };
+
+describe('configuration and environment (SPEC §4)', () => {
+  let server: ServerProcess;
+  let backend: FakeBackend | undefined;
+  afterEach(async () => {
+    server?.kill();
+    await backend?.stop();
+    backend = undefined;
+  });
+
+  it('warns right after the initialize response when forced_login_method is invalid', async () => {
+    server = ServerProcess.start({ config: '# accounts\nforced_login_method = "password"\n' });
+    const init = await server.initialize();
+    const warning = await server.notification('configWarning');
+    expect(server.messages.indexOf(warning)).toBe(server.messages.indexOf(init) + 1);
+    const path = join(server.home, 'config.toml');
+    expect(warning.params).toEqual({
+      summary: 'Invalid configuration; using defaults.',
+      details: `${path}:2:23: unknown variant \`password\`, expected \`chatgpt\` or \`api\``,
+      path,
+      range: { start: { line: 2, column: 23 }, end: { line: 2, column: 32 } },
+    });
+    expect(server.stderr).toContain('Invalid configuration; using defaults.');
+  });
+
+  it('falls back to defaults for every key when the file is invalid, and keeps serving', async () => {
+    server = ServerProcess.start({
+      config: 'forced_chatgpt_workspace_id = "ws-1"\nforced_login_method = "password"\n',
+      auth: { auth_mode: 'apikey', OPENAI_API_KEY: 'sk-kept' },
+    });
+    await server.initialize();
+    expect((await server.request('account/read', {})).result.account).toEqual({ type: 'apiKey' });
+    expect((await server.request('account/login/start', { type: 'apiKey', apiKey: 'sk-2' })).result).toEqual({ type: 'apiKey' });
+  });
+
+  it('warns about a TOML syntax error with its position', async () => {
+    server = ServerProcess.start({ config: 'forced_login_method = \n' });
+    await server.initialize();
+    const warning = await server.notification('configWarning');
+    expect(warning.params.summary).toBe('Invalid configuration; using defaults.');
+    expect(warning.params.details).toMatch(new RegExp(`^${join(server.home, 'config.toml')}:1:\\d+: `));
+    expect(warning.params.range.start.line).toBe(1);
+  });
+
+  it('sends no configWarning for a valid file', async () => {
+    server = ServerProcess.start({ config: 'forced_login_method = "api"\nmodel = "gpt-5"\n[profiles.x]\nforced_login_method = 3\n' });
+    await server.initialize();
+    await server.request('account/read', {});
+    expect(server.notifications('configWarning')).toEqual([]);
+  });
+
+  it('hides a stored API key under forced_login_method = "chatgpt" and leaves the file alone', async () => {
+    const home = tempHome();
+    const authPath = join(home, 'auth.json');
+    const text = JSON.stringify({ auth_mode: 'apikey', OPENAI_API_KEY: 'sk-hidden' }, null, 2);
+    writeFileSync(authPath, text);
+    chmodSync(authPath, 0o644);
+    server = ServerProcess.start({ home, config: 'forced_login_method = "chatgpt"\n' });
+    await server.initialize();
+    expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
+    expect((await server.request('getAuthStatus', { includeToken: true })).result).toEqual({
+      authMethod: null,
+      authToken: null,
+      requiresOpenaiAuth: true,
+    });
+    expect(readFileSync(authPath, 'utf8')).toBe(text);
+    expect(statSync(authPath).mode & 0o777).toBe(0o644);
+  });
+
+  it('ignores OPENAI_API_KEY in the environment: logged out, nothing written', async () => {
+    server = ServerProcess.start({ env: { OPENAI_API_KEY: 'sk-from-env' } });
+    await server.initialize();
+    expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
+    expect((await server.request('getAuthStatus', { includeToken: true })).result.authMethod).toBeNull();
+    expect(existsSync(join(server.home, 'auth.json'))).toBe(false);
+  });
+
+  it('keeps credentials in memory only with cli_auth_credentials_store = "ephemeral"', async () => {
+    const home = tempHome();
+    server = ServerProcess.start({ home, config: 'cli_auth_credentials_store = "ephemeral"\n' });
+    await server.initialize();
+    await server.request('account/login/start', { type: 'apiKey', apiKey: 'sk-mem' });
+    expect((await server.request('account/read', {})).result.account).toEqual({ type: 'apiKey' });
+    expect(existsSync(join(home, 'auth.json'))).toBe(false);
+    await server.close();
+    server = ServerProcess.start({ home });
+    await server.initialize();
+    expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
+  });
+
+  it('refuses to save with cli_auth_credentials_store = "keyring" rather than writing a file', async () => {
+    server = ServerProcess.start({ config: 'cli_auth_credentials_store = "keyring"\n' });
+    await server.initialize();
+    const from = server.messages.length;
+    const response = await server.request('account/login/start', { type: 'apiKey', apiKey: 'sk-k' });
+    expect(response.error).toMatchObject({ code: -32603, data: { reason: 'storage_failed', recovery: 'check_codex_home' } });
+    expect(response.error.message).toMatch(/keyring/);
+    expect(server.messages.slice(from)).toEqual([response]);
+    expect(existsSync(join(server.home, 'auth.json'))).toBe(false);
+    expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
+  });
+
+  it('uses auth.json with cli_auth_credentials_store = "auto"', async () => {
+    server = ServerProcess.start({ config: 'cli_auth_credentials_store = "auto"\n' });
+    await server.initialize();
+    await server.request('account/login/start', { type: 'apiKey', apiKey: 'sk-auto' });
+    expect(JSON.parse(readFileSync(join(server.home, 'auth.json'), 'utf8')).OPENAI_API_KEY).toBe('sk-auto');
+  });
+
+  it('warns about an unknown credentials store value', async () => {
+    server = ServerProcess.start({ config: 'cli_auth_credentials_store = "vault"\n' });
+    await server.initialize();
+    const warning = await server.notification('configWarning');
+    expect(warning.params.details).toContain('unknown variant `vault`, expected one of `file`, `keyring`, `auto`, `ephemeral`');
+    expect(warning.params.range).toEqual({ start: { line: 1, column: 30 }, end: { line: 1, column: 36 } });
+  });
+
+  it('sends discovery to chatgpt_base_url, with or without a trailing slash', async () => {
+    backend = await FakeBackend.start();
+    backend.on('/backend-api/wham/accounts/check', accountsCheck([{ id: 'ws-1', name: 'Acme' }]));
+    server = ServerProcess.start({ config: `chatgpt_base_url = "${backend.origin}/backend-api"\n` });
+    await server.initialize();
+    await server.request('account/login/start', {
+      type: 'chatgptAuthTokens',
+      accessToken: chatgptJwt({ accountId: 'ws-1' }),
+      chatgptAccountId: 'ws-1',
+    });
+    await server.notification('account/updated');
+    expect(backend.requestsTo('/backend-api/wham/accounts/check')).toHaveLength(1);
+  });
+
+  it.each([
+    ['a string', 'forced_chatgpt_workspace_id = "ws-1"\n', 'ws-2', '["ws-1"]'],
+    ['a list', 'forced_chatgpt_workspace_id = ["ws-1", "ws-3"]\n', 'ws-2', '["ws-1", "ws-3"]'],
+  ])('enforces forced_chatgpt_workspace_id given as %s', async (_kind, config, received, list) => {
+    server = ServerProcess.start({ config });
+    await server.initialize();
+    const response = await server.request('account/login/start', {
+      type: 'chatgptAuthTokens',
+      accessToken: chatgptJwt({ accountId: received }),
+      chatgptAccountId: received,
+    });
+    expect(response.error).toEqual({
+      code: -32600,
+      message: `External auth must use one of workspace(s) ${list}, but received "${received}".`,
+      data: { reason: 'workspace_not_allowed', recovery: 'relogin' },
+    });
+  });
+
+  it('does not restrict API key logins by forced workspace', async () => {
+    server = ServerProcess.start({ config: 'forced_chatgpt_workspace_id = "ws-1"\n' });
+    await server.initialize();
+    expect((await server.request('account/login/start', { type: 'apiKey', apiKey: 'sk' })).result).toEqual({ type: 'apiKey' });
+  });
+});
