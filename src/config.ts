@@ -107,7 +107,8 @@ export function readConfigToml(configPath: string, read: (path: string) => strin
   try {
     text = read(configPath);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { values: {}, warning: null };
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { values: {}, warning: null };
     return { values: {}, warning: warningAt(configPath, 1, 1, (error as Error).message) };
   }
   let raw: unknown;

@@ -138,7 +138,9 @@ export function createFileStore({ authPath, log, now = () => new Date() }: FileS
       try {
         text = await readFile(authPath, 'utf8');
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        // ENOTDIR: a path component is a file, so there is no auth.json either.
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') return null;
         throw new AuthError('storageFailed', `failed to read ${authPath}: ${errnoText(error)}`);
       }
       return parseAuth(text, authPath);
