@@ -11,6 +11,17 @@ export type ProtocolErrorKind =
 export type ErrorKind = FailureKind | ProtocolErrorKind;
 
 /**
+ * Reference texts of failures that effects raise without a message of their
+ * own. They also end up in `account/login/completed.error`, so the error
+ * carries them from the start.
+ */
+export const FIXED_MESSAGES: Partial<Record<ErrorKind, string>> = {
+  discoveryFailed: 'workspace routing discovery failed',
+  workspaceMissing: 'selected workspace missing from routing discovery',
+  accountIdMissing: 'workspace routing requires a ChatGPT account id',
+};
+
+/**
  * The one error type our code throws. It carries a `kind`; `rpc/errors.ts`
  * alone decides the wire code, message and `data`. Messages never hold secrets.
  */
@@ -18,7 +29,7 @@ export class AuthError extends Error {
   readonly kind: ErrorKind;
 
   constructor(kind: ErrorKind, message?: string) {
-    super(message ?? '');
+    super(message ?? FIXED_MESSAGES[kind] ?? '');
     this.kind = kind;
     this.name = 'AuthError';
   }

@@ -54,12 +54,12 @@ export async function discoverRouting(deps: HttpDeps, input: DiscoverRoutingInpu
   } catch (error) {
     if (error instanceof AuthError) throw error;
     deps.log.warn(`routing discovery: GET ${url} failed: ${(error as Error).message}`);
-    throw new AuthError('discoveryFailed', 'workspace routing discovery failed');
+    throw new AuthError('discoveryFailed');
   }
   const parsed = AccountsCheckSchema.safeParse(body);
   if (!parsed.success) {
     deps.log.warn(`routing discovery: GET ${url} returned an unexpected body`);
-    throw new AuthError('discoveryFailed', 'workspace routing discovery failed');
+    throw new AuthError('discoveryFailed');
   }
   const entry = parsed.data.accounts.find((a) => a.id === accountId);
   if (!entry) throw new AuthError('workspaceMissing');

@@ -1,6 +1,6 @@
 import { ResponseError } from 'vscode-jsonrpc/node';
 import type { AuthFailure } from '../../machines/account-types.js';
-import { AuthError, type ErrorKind } from '../errors.js';
+import { AuthError, FIXED_MESSAGES, type ErrorKind } from '../errors.js';
 import type { Logger } from '../log.js';
 
 /** JSON-RPC codes the reference uses (SPEC §1): validation/refusals and internal failures. */
@@ -81,15 +81,15 @@ const RULES: Record<ErrorKind, Rule> = {
   storageFailed: { code: -32603, reason: 'storage_failed', recovery: 'check_codex_home', message: given('storage failed') },
   discoveryFailed: {
     code: -32603, reason: 'routing_discovery_failed', recovery: 'retry',
-    message: given('workspace routing discovery failed'),
+    message: given(FIXED_MESSAGES.discoveryFailed!),
   },
   workspaceMissing: {
     code: -32603, reason: 'workspace_missing', recovery: 'relogin',
-    message: 'selected workspace missing from routing discovery',
+    message: FIXED_MESSAGES.workspaceMissing!,
   },
   accountIdMissing: {
     code: -32603, reason: 'account_id_missing', recovery: 'relogin',
-    message: 'workspace routing requires a ChatGPT account id',
+    message: FIXED_MESSAGES.accountIdMissing!,
   },
   rateLimitsNeedAuth: {
     code: -32600, reason: 'auth_required', recovery: 'login',

@@ -28,7 +28,7 @@ describe('configuration and environment (SPEC §4)', () => {
       path,
       range: { start: { line: 2, column: 23 }, end: { line: 2, column: 32 } },
     });
-    expect(server.stderr).toContain('Invalid configuration; using defaults.');
+    await server.stderrMatching(/Invalid configuration; using defaults\./);
   });
 
   it('falls back to defaults for every key when the file is invalid, and keeps serving', async () => {

@@ -166,7 +166,7 @@ describe('auth.json (SPEC §5)', () => {
       });
       expect((await s.request('account/logout')).result).toEqual({});
       expect(existsSync(join(s.home, 'auth.json'))).toBe(false);
-      expect(s.stderr).toMatch(/revocation failed/);
+      await s.stderrMatching(/revocation failed/);
       expect(s.stderr).not.toContain('rt-1');
     });
   });
@@ -193,7 +193,7 @@ describe('auth.json (SPEC §5)', () => {
       expect(backups).toHaveLength(1);
       expect(readFileSync(join(s.home, backups[0]!), 'utf8')).toBe('{not json');
       expect((await s.request('account/read', {})).result.account).toEqual({ type: 'apiKey' });
-      expect(s.stderr).toMatch(/moved unreadable/);
+      await s.stderrMatching(/moved unreadable/);
     });
 
     it('moves the corrupt file aside at logout instead of deleting it', async () => {

@@ -119,6 +119,16 @@ export class ServerProcess {
     }
   }
 
+  /** Waits until stderr matches `pattern` (stderr and stdout arrive on separate pipes). */
+  async stderrMatching(pattern: RegExp, timeoutMs = 5_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pattern.test(this.stderr)) {
+      if (Date.now() > deadline) throw new Error(`stderr never matched ${pattern}; stderr:\n${this.stderr}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return this.stderr;
+  }
+
   /** The response to `id` (a message with that id and no method). */
   response(id: unknown, timeoutMs?: number): Promise<Wire> {
     return this.waitFor((m) => !('method' in m) && isDeepStrictEqual(m.id, id), { timeoutMs });
