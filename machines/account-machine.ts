@@ -238,6 +238,7 @@ export const accountMachine = setup({
   states: {
     loading: {
       invoke: {
+        id: 'load',
         src: 'loadCredentials',
         onDone: [
           {
@@ -283,6 +284,7 @@ export const accountMachine = setup({
     savingApiKey: {
       entry: { type: 'endPendingLogin', params: { why: 'notCompleted' } },
       invoke: {
+        id: 'saveApiKey',
         src: 'saveCredentials',
         input: ({ event }) => {
           assertEvent(event, 'login.apiKey');
@@ -307,6 +309,7 @@ export const accountMachine = setup({
       /** A new ChatGPT login supersedes a pending one (SPEC §3.2). */
       entry: { type: 'endPendingLogin', params: { why: 'cancelled' } },
       invoke: {
+        id: 'startLogin',
         src: 'startLogin',
         input: ({ context, event }) => {
           assertEvent(event, 'login.chatgpt');
@@ -338,6 +341,7 @@ export const accountMachine = setup({
     chatgptPending: {
       tags: ['idle'],
       invoke: {
+        id: 'awaitLogin',
         src: 'awaitLogin',
         input: ({ context }) => context.pending!,
         onDone: {
@@ -392,6 +396,7 @@ export const accountMachine = setup({
         /** First read after start-up with stored credentials (SPEC §3.1). */
         discovering: {
           invoke: {
+            id: 'discoverStored',
             src: 'discoverRouting',
             input: ({ context }) => {
               const stored = context.stored as StoredChatgpt;
@@ -415,6 +420,7 @@ export const accountMachine = setup({
         /** Managed refresh; completed by the refresh issue. */
         refreshing: {
           invoke: {
+            id: 'refreshTokens',
             src: 'refreshTokens',
             input: ({ context }) => ({ stored: context.stored as StoredChatgpt, client: context.client }),
             onDone: { target: 'idle', actions: assign({ stored: ({ event }) => event.output, routing: null }) },
@@ -436,6 +442,7 @@ export const accountMachine = setup({
         verifying: {
           entry: 'forgetRequest',
           invoke: {
+            id: 'verifyExternal',
             src: 'discoverRouting',
             input: ({ context }) => ({
               accessToken: context.external!.accessToken,
@@ -464,6 +471,7 @@ export const accountMachine = setup({
         /** A read while discovery has not succeeded yet: retried on every read (SPEC §3.1). */
         reading: {
           invoke: {
+            id: 'discoverExternal',
             src: 'discoverRouting',
             input: ({ context }) => ({
               accessToken: context.external!.accessToken,
@@ -483,6 +491,7 @@ export const accountMachine = setup({
         /** Ask the host for new tokens (SPEC §9.3); completed by the 401-recovery issue. */
         refreshing: {
           invoke: {
+            id: 'hostRefresh',
             src: 'requestHostRefresh',
             input: ({ context }) => ({ previousAccountId: context.external?.accountId ?? null }),
             onDone: [
@@ -513,6 +522,7 @@ export const accountMachine = setup({
         assign({ external: null, routing: null }),
       ],
       invoke: {
+        id: 'clear',
         src: 'clearCredentials',
         input: ({ context }) => ({
           revokeToken: context.stored?.kind === 'chatgpt' ? context.stored.refreshToken : null,
