@@ -1,5 +1,5 @@
 import { createActor, fromPromise, waitFor } from 'xstate';
-import { accountMachine } from '../../machines/account-machine.js';
+import { accountMachine, type ClearCredentialsInput } from '../../machines/account-machine.js';
 import type {
   AccountEmitted,
   Policy,
@@ -62,7 +62,7 @@ export function startMachine(policy: Policy = NO_POLICY, fakes: Fakes = {}) {
         if (fakes.saveFails) throw { kind: 'storageFailed', message: 'failed to save api key: disk full' };
         return input.auth;
       }),
-      clearCredentials: fromPromise(async () => undefined),
+      clearCredentials: fromPromise<void, ClearCredentialsInput>(async () => {}),
       discoverRouting: fromPromise(async ({ input }): Promise<WorkspaceRouting> => {
         if (!input.accountId) throw { kind: 'accountIdMissing', message: 'workspace routing requires a ChatGPT account id' };
         if (!(fakes.workspaces ?? ['ws-1']).includes(input.accountId)) {
