@@ -1,9 +1,10 @@
 import { createActor, fromPromise, waitFor } from 'xstate';
-import { accountMachine, type ClearCredentialsInput } from '../../machines/account-machine.js';
+import { accountMachine, type ClearCredentialsInput, type StartLoginInput } from '../../machines/account-machine.js';
 import type {
   AccountEmitted,
   Policy,
   RequestEvent,
+  StartedLogin,
   StoredAuth,
   StoredChatgpt,
   TokenClaims,
@@ -70,10 +71,11 @@ export function startMachine(policy: Policy = NO_POLICY, fakes: Fakes = {}) {
         }
         return { accountId: input.accountId, backendOrigin: 'https://chatgpt.com', accountRoutingOverride: 'NO_CONSTRAINT', workspaceName: 'Acme' };
       }),
-      startLogin: fromPromise(async ({ input }) => ({
-        loginId: fakeLoginId(),
-        details: input.flow === 'browser' ? { authUrl: 'http://127.0.0.1:1455/auth' } : { verificationUrl: 'v', userCode: 'ABCD-EFGH' },
-      })),
+      startLogin: fromPromise<StartedLogin, StartLoginInput>(async ({ input }) => {
+        const details: Record<string, string> =
+          input.flow === 'browser' ? { authUrl: 'http://127.0.0.1:1455/auth' } : { verificationUrl: 'v', userCode: 'ABCD-EFGH' };
+        return { loginId: fakeLoginId(), details };
+      }),
       awaitLogin: fromPromise(async (): Promise<StoredAuth> => {
         const outcome = fakes.loginOutcome ?? 'hang';
         if (outcome === 'hang') return new Promise<never>(() => {});
