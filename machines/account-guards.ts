@@ -86,6 +86,11 @@ export function loginEndedMessage(flow: LoginFlow, why: 'notCompleted' | 'cancel
   return flow === 'browser' ? `Login server error: ${text}` : text;
 }
 
+/** Why credentials of another workspace were refused (SPEC §9.3 wording). */
+export function workspaceRestrictionMessage(policy: Policy, accountId: string | null): string {
+  return `Login is restricted to workspace(s) ${(policy.forcedWorkspaceIds ?? []).join(', ')}, but current credentials belong to ${accountId ?? 'no workspace'}`;
+}
+
 /**
  * Turns whatever an effect rejected with into an `AuthFailure`. Effects throw
  * objects with a `kind`; anything else is an internal failure.

@@ -10,6 +10,7 @@ import {
   toFailure,
   viewAccount,
   viewAuthStatus,
+  workspaceRestrictionMessage,
 } from './account-guards.js';
 import type {
   AccountContext,
@@ -344,9 +345,11 @@ export const accountMachine = setup({
         id: 'awaitLogin',
         src: 'awaitLogin',
         input: ({ context }) => context.pending!,
-        onDone: {
-          target: 'settle',
-          actions: [
+        onDone: [
+          {
+            guard: { type: 'isStoredAuthVisible', params: ({ event }) => event.output },
+            target: 'settle',
+            actions: [
             emit(({ context }) => ({
               type: 'login.completed' as const,
               loginId: context.pending?.loginId ?? null,
@@ -356,7 +359,24 @@ export const accountMachine = setup({
             assign({ stored: ({ event }) => event.output, pending: null, routing: null, storageIssue: null }),
             'notifyAccountUpdated',
           ],
-        },
+          },
+          {
+            // Credentials the policy would hide (another workspace): the login fails.
+            target: 'settle',
+            actions: [
+              emit(({ context, event }) => ({
+                type: 'login.completed' as const,
+                loginId: context.pending?.loginId ?? null,
+                success: false,
+                error: `Login server error: ${workspaceRestrictionMessage(
+                  context.policy,
+                  event.output.kind === 'chatgpt' ? event.output.accountId : null,
+                )}`,
+              })),
+              assign({ pending: null }),
+            ],
+          },
+        ],
         onError: {
           target: 'settle',
           actions: [
