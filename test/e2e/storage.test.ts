@@ -124,6 +124,15 @@ describe('auth.json (SPEC §5)', () => {
       expect(backend.requests[0]?.headers['chatgpt-account-id']).toBe('ws-1');
     });
 
+    it('rewrites the file in the API key layout when an API key login replaces them', async () => {
+      const s = await start({ auth: chatgptAuthFile() });
+      await s.request('account/login/start', { type: 'apiKey', apiKey: 'sk-switch' });
+      expect(readFileSync(join(s.home, 'auth.json'), 'utf8')).toBe(
+        JSON.stringify({ auth_mode: 'apikey', OPENAI_API_KEY: 'sk-switch' }, null, 2),
+      );
+      expect((await s.request('account/read', {})).result.account).toEqual({ type: 'apiKey' });
+    });
+
     it('reports the stored access token through getAuthStatus', async () => {
       const auth = chatgptAuthFile();
       const s = await start({ auth });
