@@ -84,6 +84,15 @@ function failReply(args: Ctx, failure: AuthFailure): AccountEmitted {
   return { type: 'reply', requestId: requestIdOf(args), ok: false, failure };
 }
 
+/** Discovery runs with the active ChatGPT credentials: host tokens first, else the stored login. */
+function discoveryInput({ context }: { context: AccountContext }): DiscoverRoutingInput {
+  if (context.external) {
+    return { accessToken: context.external.accessToken, accountId: context.external.accountId, client: context.client };
+  }
+  const stored = context.stored as StoredChatgpt;
+  return { accessToken: stored.accessToken, accountId: stored.accountId, client: context.client };
+}
+
 function externalTokensFrom(event: Extract<AccountEvent, { type: 'login.externalTokens' }>): ExternalTokens {
   const claims = event.claims!;
   return {
@@ -161,6 +170,12 @@ export const accountMachine = setup({
       });
     }),
     replyStorageIssue: emit((args) => failReply(args, args.context.storageIssue!)),
+    replyDiscoveryFailure: emit((args) =>
+      failReply(args, toFailure('error' in args.event ? args.event.error : undefined, 'discoveryFailed')),
+    ),
+    assignRouting: assign({
+      routing: ({ context, event }) => ('output' in event ? (event.output as WorkspaceRouting) : context.routing),
+    }),
     /** Ends a pending browser/device login, reporting it as not completed (or cancelled). */
     endPendingLogin: enqueueActions(({ context, enqueue }, params: { why: 'notCompleted' | 'cancelled' }) => {
       if (context.pending === null) return;
@@ -418,23 +433,12 @@ export const accountMachine = setup({
           invoke: {
             id: 'discoverStored',
             src: 'discoverRouting',
-            input: ({ context }) => {
-              const stored = context.stored as StoredChatgpt;
-              return { accessToken: stored.accessToken, accountId: stored.accountId, client: context.client };
-            },
+            input: discoveryInput,
             onDone: {
               target: 'idle',
-              actions: [
-                assign({ routing: ({ event }) => event.output }),
-                'notifyAccountUpdated',
-                'replyAccount',
-                'forgetRequest',
-              ],
+              actions: ['assignRouting', 'notifyAccountUpdated', 'replyAccount', 'forgetRequest'],
             },
-            onError: {
-              target: 'idle',
-              actions: [emit((args) => failReply(args, toFailure(args.event.error, 'discoveryFailed'))), 'forgetRequest'],
-            },
+            onError: { target: 'idle', actions: ['replyDiscoveryFailure', 'forgetRequest'] },
           },
         },
         /** Managed refresh; completed by the refresh issue. */
@@ -464,18 +468,10 @@ export const accountMachine = setup({
           invoke: {
             id: 'verifyExternal',
             src: 'discoverRouting',
-            input: ({ context }) => ({
-              accessToken: context.external!.accessToken,
-              accountId: context.external!.accountId,
-              client: context.client,
-            }),
+            input: discoveryInput,
             onDone: {
               target: 'idle',
-              actions: [
-                assign({ routing: ({ event }) => event.output }),
-                'notifyLoginSucceeded',
-                'notifyAccountUpdated',
-              ],
+              actions: ['assignRouting', 'notifyLoginSucceeded', 'notifyAccountUpdated'],
             },
             onError: {
               target: 'idle',
@@ -493,19 +489,12 @@ export const accountMachine = setup({
           invoke: {
             id: 'discoverExternal',
             src: 'discoverRouting',
-            input: ({ context }) => ({
-              accessToken: context.external!.accessToken,
-              accountId: context.external!.accountId,
-              client: context.client,
-            }),
+            input: discoveryInput,
             onDone: {
               target: 'idle',
-              actions: [assign({ routing: ({ event }) => event.output }), 'replyAccount', 'forgetRequest'],
+              actions: ['assignRouting', 'replyAccount', 'forgetRequest'],
             },
-            onError: {
-              target: 'idle',
-              actions: [emit((args) => failReply(args, toFailure(args.event.error, 'discoveryFailed'))), 'forgetRequest'],
-            },
+            onError: { target: 'idle', actions: ['replyDiscoveryFailure', 'forgetRequest'] },
           },
         },
         /** Ask the host for new tokens (SPEC §9.3); completed by the 401-recovery issue. */
