@@ -1,9 +1,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { accountsCheck, FakeBackend } from '../helpers/backend.js';
+import { describe, expect, it } from 'vitest';
+import { accountsCheck } from '../helpers/backend.js';
 import { chatgptJwt } from '../helpers/jwt.js';
-import { ServerProcess, settle } from '../helpers/server-process.js';
+import { settle, useServers, type StartOptions } from '../helpers/server-process.js';
 
 const LOGGED_OUT = { account: null, userId: null, requiresOpenaiAuth: true, workspaceRouting: null };
 const API_KEY = { account: { type: 'apiKey' }, userId: null, requiresOpenaiAuth: true, workspaceRouting: null };
@@ -11,23 +11,12 @@ const EXTERNAL_ACTIVE =
   'External auth is active. Use account/login/start (chatgptAuthTokens) to update it or account/logout to clear it.';
 
 describe('account methods (SPEC §3)', () => {
-  let server: ServerProcess;
-  let backend: FakeBackend | undefined;
-  afterEach(async () => {
-    server?.kill();
-    await backend?.stop();
-    backend = undefined;
-  });
-
-  async function start(options: Parameters<typeof ServerProcess.start>[0] = {}) {
-    server = ServerProcess.start(options);
-    await server.initialize();
-    return server;
-  }
+  const env = useServers();
+  const start = (options: StartOptions = {}) => env.start(options);
 
   /** A server whose backend answers discovery for ws-1, logged in with host tokens. */
   async function startWithHostTokens(config = '') {
-    backend = await FakeBackend.start();
+    const backend = await env.backend();
     backend.on('/backend-api/wham/accounts/check', accountsCheck([{ id: 'ws-1', name: 'Acme' }]));
     const s = await start({ config: `chatgpt_base_url = "${backend.baseUrl}"\n${config}` });
     const token = chatgptJwt({ email: 'a@b.c', accountId: 'ws-1', planType: 'plus', userId: 'user-1' });
@@ -151,7 +140,7 @@ describe('account methods (SPEC §3)', () => {
     });
 
     it('clears a stored key that host tokens were shadowing', async () => {
-      backend = await FakeBackend.start();
+      const backend = await env.backend();
       backend.on('/backend-api/wham/accounts/check', accountsCheck([{ id: 'ws-1' }]));
       const s = await start({ config: `chatgpt_base_url = "${backend.baseUrl}"\n`, auth: { auth_mode: 'apikey', OPENAI_API_KEY: 'sk-old' } });
       const token = chatgptJwt({ accountId: 'ws-1' });

@@ -1,23 +1,18 @@
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { accountsCheck, FakeBackend } from '../helpers/backend.js';
+import { describe, expect, it } from 'vitest';
+import { accountsCheck } from '../helpers/backend.js';
 import { chatgptJwt } from '../helpers/jwt.js';
-import { ServerProcess, tempHome } from '../helpers/server-process.js';
+import { tempHome, useServers, type ServerProcess } from '../helpers/server-process.js';
 
 const LOGGED_OUT = { account: null, userId: null, requiresOpenaiAuth: true, workspaceRouting: null };
 
 describe('configuration and environment (SPEC §4)', () => {
+  const env = useServers();
   let server: ServerProcess;
-  let backend: FakeBackend | undefined;
-  afterEach(async () => {
-    server?.kill();
-    await backend?.stop();
-    backend = undefined;
-  });
 
   it('warns right after the initialize response when forced_login_method is invalid', async () => {
-    server = ServerProcess.start({ config: '# accounts\nforced_login_method = "password"\n' });
+    server = env.spawn({ config: '# accounts\nforced_login_method = "password"\n' });
     const init = await server.initialize();
     const warning = await server.notification('configWarning');
     expect(server.messages.indexOf(warning)).toBe(server.messages.indexOf(init) + 1);
@@ -32,7 +27,7 @@ describe('configuration and environment (SPEC §4)', () => {
   });
 
   it('falls back to defaults for every key when the file is invalid, and keeps serving', async () => {
-    server = ServerProcess.start({
+    server = env.spawn({
       config: 'forced_chatgpt_workspace_id = "ws-1"\nforced_login_method = "password"\n',
       auth: { auth_mode: 'apikey', OPENAI_API_KEY: 'sk-kept' },
     });
@@ -42,7 +37,7 @@ describe('configuration and environment (SPEC §4)', () => {
   });
 
   it('warns about a TOML syntax error with its position', async () => {
-    server = ServerProcess.start({ config: 'forced_login_method = \n' });
+    server = env.spawn({ config: 'forced_login_method = \n' });
     await server.initialize();
     const warning = await server.notification('configWarning');
     expect(warning.params.summary).toBe('Invalid configuration; using defaults.');
@@ -51,7 +46,7 @@ describe('configuration and environment (SPEC §4)', () => {
   });
 
   it('sends no configWarning for a valid file', async () => {
-    server = ServerProcess.start({ config: 'forced_login_method = "api"\nmodel = "gpt-5"\n[profiles.x]\nforced_login_method = 3\n' });
+    server = env.spawn({ config: 'forced_login_method = "api"\nmodel = "gpt-5"\n[profiles.x]\nforced_login_method = 3\n' });
     await server.initialize();
     await server.request('account/read', {});
     expect(server.notifications('configWarning')).toEqual([]);
@@ -63,7 +58,7 @@ describe('configuration and environment (SPEC §4)', () => {
     const text = JSON.stringify({ auth_mode: 'apikey', OPENAI_API_KEY: 'sk-hidden' }, null, 2);
     writeFileSync(authPath, text);
     chmodSync(authPath, 0o644);
-    server = ServerProcess.start({ home, config: 'forced_login_method = "chatgpt"\n' });
+    server = env.spawn({ home, config: 'forced_login_method = "chatgpt"\n' });
     await server.initialize();
     expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
     expect((await server.request('getAuthStatus', { includeToken: true })).result).toEqual({
@@ -76,7 +71,7 @@ describe('configuration and environment (SPEC §4)', () => {
   });
 
   it('ignores OPENAI_API_KEY in the environment: logged out, nothing written', async () => {
-    server = ServerProcess.start({ env: { OPENAI_API_KEY: 'sk-from-env' } });
+    server = env.spawn({ env: { OPENAI_API_KEY: 'sk-from-env' } });
     await server.initialize();
     expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
     expect((await server.request('getAuthStatus', { includeToken: true })).result.authMethod).toBeNull();
@@ -85,19 +80,19 @@ describe('configuration and environment (SPEC §4)', () => {
 
   it('keeps credentials in memory only with cli_auth_credentials_store = "ephemeral"', async () => {
     const home = tempHome();
-    server = ServerProcess.start({ home, config: 'cli_auth_credentials_store = "ephemeral"\n' });
+    server = env.spawn({ home, config: 'cli_auth_credentials_store = "ephemeral"\n' });
     await server.initialize();
     await server.request('account/login/start', { type: 'apiKey', apiKey: 'sk-mem' });
     expect((await server.request('account/read', {})).result.account).toEqual({ type: 'apiKey' });
     expect(existsSync(join(home, 'auth.json'))).toBe(false);
     await server.close();
-    server = ServerProcess.start({ home });
+    server = env.spawn({ home });
     await server.initialize();
     expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
   });
 
   it('refuses to save with cli_auth_credentials_store = "keyring" rather than writing a file', async () => {
-    server = ServerProcess.start({ config: 'cli_auth_credentials_store = "keyring"\n' });
+    server = env.spawn({ config: 'cli_auth_credentials_store = "keyring"\n' });
     await server.initialize();
     const from = server.messages.length;
     const response = await server.request('account/login/start', { type: 'apiKey', apiKey: 'sk-k' });
@@ -109,14 +104,14 @@ describe('configuration and environment (SPEC §4)', () => {
   });
 
   it('uses auth.json with cli_auth_credentials_store = "auto"', async () => {
-    server = ServerProcess.start({ config: 'cli_auth_credentials_store = "auto"\n' });
+    server = env.spawn({ config: 'cli_auth_credentials_store = "auto"\n' });
     await server.initialize();
     await server.request('account/login/start', { type: 'apiKey', apiKey: 'sk-auto' });
     expect(JSON.parse(readFileSync(join(server.home, 'auth.json'), 'utf8')).OPENAI_API_KEY).toBe('sk-auto');
   });
 
   it('warns about an unknown credentials store value', async () => {
-    server = ServerProcess.start({ config: 'cli_auth_credentials_store = "vault"\n' });
+    server = env.spawn({ config: 'cli_auth_credentials_store = "vault"\n' });
     await server.initialize();
     const warning = await server.notification('configWarning');
     expect(warning.params.details).toContain('unknown variant `vault`, expected one of `file`, `keyring`, `auto`, `ephemeral`');
@@ -124,9 +119,9 @@ describe('configuration and environment (SPEC §4)', () => {
   });
 
   it('sends discovery to chatgpt_base_url, with or without a trailing slash', async () => {
-    backend = await FakeBackend.start();
+    const backend = await env.backend();
     backend.on('/backend-api/wham/accounts/check', accountsCheck([{ id: 'ws-1', name: 'Acme' }]));
-    server = ServerProcess.start({ config: `chatgpt_base_url = "${backend.origin}/backend-api"\n` });
+    server = env.spawn({ config: `chatgpt_base_url = "${backend.origin}/backend-api"\n` });
     await server.initialize();
     await server.request('account/login/start', {
       type: 'chatgptAuthTokens',
@@ -141,7 +136,7 @@ describe('configuration and environment (SPEC §4)', () => {
     ['a string', 'forced_chatgpt_workspace_id = "ws-1"\n', 'ws-2', '["ws-1"]'],
     ['a list', 'forced_chatgpt_workspace_id = ["ws-1", "ws-3"]\n', 'ws-2', '["ws-1", "ws-3"]'],
   ])('enforces forced_chatgpt_workspace_id given as %s', async (_kind, config, received, list) => {
-    server = ServerProcess.start({ config });
+    server = env.spawn({ config });
     await server.initialize();
     const response = await server.request('account/login/start', {
       type: 'chatgptAuthTokens',
@@ -156,7 +151,7 @@ describe('configuration and environment (SPEC §4)', () => {
   });
 
   it('does not restrict API key logins by forced workspace', async () => {
-    server = ServerProcess.start({ config: 'forced_chatgpt_workspace_id = "ws-1"\n' });
+    server = env.spawn({ config: 'forced_chatgpt_workspace_id = "ws-1"\n' });
     await server.initialize();
     expect((await server.request('account/login/start', { type: 'apiKey', apiKey: 'sk' })).result).toEqual({ type: 'apiKey' });
   });

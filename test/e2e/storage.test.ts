@@ -1,9 +1,9 @@
 import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { accountsCheck, FakeBackend } from '../helpers/backend.js';
+import { describe, expect, it } from 'vitest';
+import { accountsCheck } from '../helpers/backend.js';
 import { chatgptJwt } from '../helpers/jwt.js';
-import { ServerProcess, settle, tempHome } from '../helpers/server-process.js';
+import { settle, tempHome, useServers, type StartOptions } from '../helpers/server-process.js';
 
 const LOGGED_OUT = { account: null, userId: null, requiresOpenaiAuth: true, workspaceRouting: null };
 
@@ -24,19 +24,8 @@ function chatgptAuthFile(accountId = 'ws-1') {
 }
 
 describe('auth.json (SPEC §5)', () => {
-  let server: ServerProcess;
-  let backend: FakeBackend | undefined;
-  afterEach(async () => {
-    server?.kill();
-    await backend?.stop();
-    backend = undefined;
-  });
-
-  async function start(options: Parameters<typeof ServerProcess.start>[0] = {}) {
-    server = ServerProcess.start(options);
-    await server.initialize();
-    return server;
-  }
+  const env = useServers();
+  const start = (options: StartOptions = {}) => env.start(options);
 
   it('writes the API key file byte for byte as Codex does', async () => {
     const s = await start();
@@ -101,7 +90,7 @@ describe('auth.json (SPEC §5)', () => {
 
   describe('stored ChatGPT credentials', () => {
     it('runs discovery on the first read and notifies before replying, then serves reads from the cache', async () => {
-      backend = await FakeBackend.start();
+      const backend = await env.backend();
       backend.on('/backend-api/wham/accounts/check', accountsCheck([{ id: 'ws-1', name: 'Acme' }]));
       const s = await start({ auth: chatgptAuthFile(), config: `chatgpt_base_url = "${backend.baseUrl}"\n` });
       const from = s.messages.length;
@@ -149,7 +138,7 @@ describe('auth.json (SPEC §5)', () => {
     });
 
     it('revokes the refresh token at logout and deletes the file', async () => {
-      backend = await FakeBackend.start();
+      const backend = await env.backend();
       backend.on('/oauth/revoke', { status: 200, json: {} });
       const s = await start({
         auth: chatgptAuthFile(),
@@ -167,7 +156,7 @@ describe('auth.json (SPEC §5)', () => {
     });
 
     it('logs out locally when revocation fails', async () => {
-      backend = await FakeBackend.start();
+      const backend = await env.backend();
       backend.on('/oauth/revoke', { hangUp: true });
       const s = await start({
         auth: chatgptAuthFile(),

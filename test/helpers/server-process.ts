@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
+import { afterEach } from 'vitest';
 
 export const BIN = fileURLToPath(new URL('../../bin/codex-account-server', import.meta.url));
 
@@ -189,4 +190,39 @@ export async function withServer<T>(options: StartOptions, fn: (server: ServerPr
 export async function settle(server: ServerProcess, ms = 150): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
   void server;
+}
+
+/**
+ * Per-test server and backend, cleaned up after each test:
+ * `const env = useServers(); … const s = await env.start({ config });`
+ */
+export function useServers() {
+  let server: ServerProcess | undefined;
+  let backend: import('./backend.js').FakeBackend | undefined;
+  afterEach(async () => {
+    server?.kill();
+    await backend?.stop();
+    server = undefined;
+    backend = undefined;
+  });
+  return {
+    /** Starts a server and initializes it (default capabilities: experimentalApi on). */
+    async start(options: StartOptions = {}, initialize: Record<string, unknown> = {}): Promise<ServerProcess> {
+      server?.kill();
+      server = ServerProcess.start(options);
+      await server.initialize(initialize);
+      return server;
+    },
+    /** Starts a server without initializing it. */
+    spawn(options: StartOptions = {}): ServerProcess {
+      server?.kill();
+      server = ServerProcess.start(options);
+      return server;
+    },
+    async backend(): Promise<import('./backend.js').FakeBackend> {
+      const { FakeBackend } = await import('./backend.js');
+      backend = await FakeBackend.start();
+      return backend;
+    },
+  };
 }
