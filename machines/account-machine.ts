@@ -140,6 +140,8 @@ export const accountMachine = setup({
     hasExternalTokens: ({ context }) => context.external !== null,
     hasPendingLogin: ({ context }) => context.pending !== null,
     hasStoredApiKey: ({ context }) => context.stored?.kind === 'apiKey',
+    hasNoActiveAuth: ({ context }) => activeAuthMode(context) === null,
+    isApiKeyActive: ({ context }) => activeAuthMode(context) === 'apikey',
     hasStoredChatgpt: ({ context }) => context.stored?.kind === 'chatgpt',
     hasStorageIssue: ({ context }) => context.storageIssue !== null,
     lacksRouting: ({ context }) => context.routing === null,
@@ -250,6 +252,12 @@ export const accountMachine = setup({
       },
     ],
     logout: { target: '.loggingOut', actions: 'rememberRequest' },
+    // The ChatGPT fetch itself arrives with the 401-recovery issue.
+    'rateLimits.read': [
+      { guard: 'hasNoActiveAuth', actions: { type: 'replyFailure', params: { kind: 'rateLimitsNeedAuth' } } },
+      { guard: 'isApiKeyActive', actions: { type: 'replyFailure', params: { kind: 'rateLimitsNeedChatgpt' } } },
+      { actions: { type: 'replyFailure', params: { kind: 'notImplemented' } } },
+    ],
   },
   states: {
     loading: {
@@ -283,19 +291,9 @@ export const accountMachine = setup({
     },
     loggedOut: {
       tags: ['idle'],
-      on: {
-        'rateLimits.read': {
-          actions: { type: 'replyFailure', params: { kind: 'rateLimitsNeedAuth' } },
-        },
-      },
     },
     apiKey: {
       tags: ['idle'],
-      on: {
-        'rateLimits.read': {
-          actions: { type: 'replyFailure', params: { kind: 'rateLimitsNeedChatgpt' } },
-        },
-      },
     },
     savingApiKey: {
       entry: { type: 'endPendingLogin', params: { why: 'notCompleted' } },
@@ -414,16 +412,12 @@ export const accountMachine = setup({
             emit((args) => okReply(args, { kind: 'cancel', status: 'canceled' })),
           ],
         },
-        'rateLimits.read': {
-          actions: { type: 'replyFailure', params: { kind: 'rateLimitsNeedAuth' } },
-        },
       },
     },
     chatgpt: {
       initial: 'idle',
       on: {
         'account.read': { guard: 'lacksRouting', target: '.discovering', actions: 'rememberRequest' },
-        'rateLimits.read': { actions: { type: 'replyFailure', params: { kind: 'notImplemented' } } },
         'auth.unauthorized': { target: '.refreshing' },
       },
       states: {
@@ -457,7 +451,6 @@ export const accountMachine = setup({
       initial: 'idle',
       on: {
         'account.read': { guard: 'lacksRouting', target: '.reading', actions: 'rememberRequest' },
-        'rateLimits.read': { actions: { type: 'replyFailure', params: { kind: 'notImplemented' } } },
         'auth.unauthorized': { target: '.refreshing' },
       },
       states: {

@@ -194,3 +194,24 @@ describe('account machine', () => {
     expect(await m.request({ type: 'account.read', refreshToken: false })).toMatchObject({ ok: true });
   });
 });
+
+describe('rate limits refusals', () => {
+  it('should ask for an account when nothing is active, also while a login is pending', async () => {
+    const m = startMachine();
+    expect(await m.request({ type: 'rateLimits.read' })).toMatchObject({ failure: { kind: 'rateLimitsNeedAuth' } });
+    await m.request({ type: 'login.chatgpt', flow: 'browser' });
+    expect(await m.request({ type: 'rateLimits.read' })).toMatchObject({ failure: { kind: 'rateLimitsNeedAuth' } });
+  });
+
+  it('should ask for ChatGPT auth while an api key is active, even with a login pending', async () => {
+    const m = startMachine(NO_POLICY, { stored: { kind: 'apiKey', apiKey: new Secret('sk') } });
+    await m.request({ type: 'login.chatgpt', flow: 'browser' });
+    expect(await m.request({ type: 'rateLimits.read' })).toMatchObject({ failure: { kind: 'rateLimitsNeedChatgpt' } });
+  });
+
+  it('should not treat a key shadowed by host tokens as the active credential', async () => {
+    const m = startMachine(NO_POLICY, { stored: { kind: 'apiKey', apiKey: new Secret('sk') } });
+    await m.request(externalLogin('ws-1'));
+    expect(await m.request({ type: 'rateLimits.read' })).toMatchObject({ failure: { kind: 'notImplemented' } });
+  });
+});
