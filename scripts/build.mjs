@@ -2,7 +2,9 @@
 // time), then writes the V8 code cache that bin/loader.mjs feeds back to V8.
 import { writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
-import { cachePath, compileBundle, runBundle } from '../bin/loader.mjs';
+import loader from '../bin/loader.cjs';
+
+const { cachePath, compileBundle, runBundle } = loader;
 
 await build({
   entryPoints: ['src/cli.ts'],

@@ -2,30 +2,31 @@
 // wrote beside it, so start-up skips most parsing and compiling. Node 20 has
 // no built-in compile cache for this. A cache made by another Node/V8 is
 // rejected by V8 itself and the bundle is simply compiled as usual.
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Script } from 'node:vm';
+// CommonJS on purpose: the ESM loader costs a few milliseconds more at start-up.
+'use strict';
+const { readFileSync } = require('node:fs');
+const { createRequire } = require('node:module');
+const { dirname, join } = require('node:path');
+const { Script } = require('node:vm');
 
-export const bundlePath = fileURLToPath(new URL('../dist/cli.cjs', import.meta.url));
-export const cachePath = `${bundlePath}.cache`;
+const bundlePath = join(__dirname, '..', 'dist', 'cli.cjs');
+const cachePath = `${bundlePath}.cache`;
 
 /** Compiles the bundle as a CommonJS function, with the code cache when one is given. */
-export function compileBundle(cachedData) {
+function compileBundle(cachedData) {
   const source = readFileSync(bundlePath, 'utf8');
   const wrapper = `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
   return new Script(wrapper, { filename: bundlePath, ...(cachedData ? { cachedData } : {}) });
 }
 
 /** Runs a compiled bundle with the given argv (process.argv from index 2). */
-export function runBundle(script, argv) {
+function runBundle(script, argv) {
   process.argv = [process.argv[0], bundlePath, ...argv];
   const module = { exports: {} };
   script.runInThisContext()(module.exports, createRequire(bundlePath), module, bundlePath, dirname(bundlePath));
 }
 
-export function start(argv) {
+function start(argv) {
   let cachedData;
   try {
     cachedData = readFileSync(cachePath);
@@ -34,3 +35,5 @@ export function start(argv) {
   }
   runBundle(compileBundle(cachedData), argv);
 }
+
+module.exports = { bundlePath, cachePath, compileBundle, runBundle, start };
