@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ServerProcess, settle } from '../helpers/server-process.js';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { BIN, ServerProcess, settle, tempHome } from '../helpers/server-process.js';
 
 const CLIENT = { name: 'my-app', title: null, version: '1.0.0' };
 
@@ -14,6 +16,23 @@ describe('initialize (SPEC §2)', () => {
     expect(response.result.userAgent).toMatch(/^my-app\/0\.169\.0 \(.+ \S+; (x86_64|aarch64|arm64)\) xterm \(my-app; 1\.0\.0\)$/);
     expect(response.result.codexHome).toBe(server.home);
     expect(response.result).toMatchObject({ platformFamily: 'unix', platformOs: 'linux' });
+  });
+
+  it('defaults codexHome to ~/.codex when CODEX_HOME is unset', async () => {
+    const home = tempHome();
+    server = ServerProcess.start({ env: { CODEX_HOME: undefined, HOME: home } });
+    const response = await server.request('initialize', { clientInfo: CLIENT });
+    expect(response.result.codexHome).toBe(join(home, '.codex'));
+  });
+
+  it('accepts app-server as first argument, standing in for codex app-server', async () => {
+    server = ServerProcess.start({ args: ['app-server'] });
+    expect((await server.request('initialize', { clientInfo: CLIENT })).result.platformFamily).toBe('unix');
+  });
+
+  it('prints usage for --help and exits without serving', () => {
+    const out = execFileSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' });
+    expect(out).toMatch(/^Usage: codex-account-server \[app-server\]/);
   });
 
   it('names the terminal from TERM_PROGRAM and its version when set', async () => {
