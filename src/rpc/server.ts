@@ -146,7 +146,7 @@ function toWireResult(value: ReplyValue): unknown {
 }
 
 /** Request → machine event. Mode logic stays in the machine; this only translates. */
-function toEvent(method: MethodName, params: unknown, requestId: string, session: Session): RequestEvent {
+function toEvent(method: Exclude<MethodName, 'initialize'>, params: unknown, requestId: string, session: Session): RequestEvent {
   switch (method) {
     case 'account/read':
       return { type: 'account.read', requestId, refreshToken: (params as ParamsOf<'account/read'>).refreshToken ?? false };
@@ -187,9 +187,6 @@ function toEvent(method: MethodName, params: unknown, requestId: string, session
           };
       }
     }
-    // falls through: initialize is handled before
-    default:
-      throw new AuthError('internal', `no event for ${method}`);
   }
 }
 
