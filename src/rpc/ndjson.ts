@@ -34,6 +34,11 @@ export class IdTable {
     return id;
   }
 
+  /** The id the client used for an internal id still in flight. */
+  original(internal: number): JsonRpcId | undefined {
+    return this.#original.get(internal);
+  }
+
   /** Requests received and not yet answered. */
   get outstanding(): number {
     return this.#original.size;
