@@ -8,11 +8,11 @@ function reader() {
   const input = new PassThrough();
   const ids = new IdTable();
   const logs: string[] = [];
-  const received: Message[] = [];
+  const received: Array<Message & Record<string, any>> = [];
   let closed = false;
   const r = new NdjsonMessageReader(input, ids, createLogger('debug', (l) => logs.push(l)));
   r.onClose(() => (closed = true));
-  r.listen((m) => received.push(m));
+  r.listen((m) => received.push(m as Message & Record<string, any>));
   return { input, ids, logs, received, isClosed: () => closed };
 }
 
@@ -48,7 +48,7 @@ describe('NdjsonMessageReader', () => {
     r.input.write(line.subarray(cut));
     await tick();
     expect(r.received).toHaveLength(1);
-    expect((r.received[0] as { params: unknown }).params).toEqual({ s: 'héllo' });
+    expect(r.received[0]?.params).toEqual({ s: 'héllo' });
     expect(r.ids.original(0)).toBe('é');
   });
 
@@ -56,14 +56,14 @@ describe('NdjsonMessageReader', () => {
     const r = reader();
     r.input.write('{"method":"a"}\r\n{"method":"b"}\n');
     await tick();
-    expect(r.received.map((m) => (m as { method: string }).method)).toEqual(['a', 'b']);
+    expect(r.received.map((m) => m.method)).toEqual(['a', 'b']);
   });
 
   it('replaces request ids with sequence numbers and remembers the originals', async () => {
     const r = reader();
     r.input.write('{"id":"x","method":"a"}\n{"id":"x","method":"b"}\n');
     await tick();
-    expect(r.received.map((m) => (m as { id: number }).id)).toEqual([0, 1]);
+    expect(r.received.map((m) => m.id)).toEqual([0, 1]);
     expect([r.ids.original(0), r.ids.original(1), r.ids.outstanding]).toEqual(['x', 'x', 2]);
   });
 
