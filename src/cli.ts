@@ -75,6 +75,10 @@ export function main(argv: readonly string[]): void {
   });
   // stdin EOF: exit at once with 0, even with a login pending (SPEC §1).
   void server.closed.then(() => process.exit(0));
+  // The host went away mid-write (EPIPE): nobody is left to answer.
+  process.stdout.on('error', () => process.exit(0));
+  // A stray rejection is a bug to log, not a reason to drop the host's session.
+  process.on('unhandledRejection', (reason) => log.error('unhandled rejection:', reason));
 }
 
 main(process.argv.slice(2));
