@@ -84,6 +84,11 @@ function failReply(args: Ctx, failure: AuthFailure): AccountEmitted {
   return { type: 'reply', requestId: requestIdOf(args), ok: false, failure };
 }
 
+/** `completed` for the pending login: success when `error` is null. */
+function pendingLoginEnded(context: AccountContext, error: string | null): AccountEmitted {
+  return { type: 'login.completed', loginId: context.pending?.loginId ?? null, success: error === null, error };
+}
+
 /** Discovery runs with the active ChatGPT credentials: host tokens first, else the stored login. */
 function discoveryInput({ context }: { context: AccountContext }): DiscoverRoutingInput {
   if (context.external) {
@@ -181,12 +186,7 @@ export const accountMachine = setup({
     /** Ends a pending browser/device login, reporting it as not completed (or cancelled). */
     endPendingLogin: enqueueActions(({ context, enqueue }, params: { why: 'notCompleted' | 'cancelled' }) => {
       if (context.pending === null) return;
-      enqueue.emit({
-        type: 'login.completed',
-        loginId: context.pending.loginId,
-        success: false,
-        error: loginEndedMessage(context.pending.flow, params.why),
-      });
+      enqueue.emit(pendingLoginEnded(context, loginEndedMessage(context.pending.flow, params.why)));
       enqueue.assign({ pending: null });
     }),
     notifyAccountUpdated: emit(({ context }) => ({
@@ -363,29 +363,24 @@ export const accountMachine = setup({
             guard: { type: 'isStoredAuthVisible', params: ({ event }) => event.output },
             target: 'settle',
             actions: [
-            emit(({ context }) => ({
-              type: 'login.completed' as const,
-              loginId: context.pending?.loginId ?? null,
-              success: true,
-              error: null,
-            })),
-            assign({ stored: ({ event }) => event.output, pending: null, routing: null, storageIssue: null }),
-            'notifyAccountUpdated',
-          ],
+              emit(({ context }) => pendingLoginEnded(context, null)),
+              assign({ stored: ({ event }) => event.output, pending: null, routing: null, storageIssue: null }),
+              'notifyAccountUpdated',
+            ],
           },
           {
             // Credentials the policy would hide (another workspace): the login fails.
             target: 'settle',
             actions: [
-              emit(({ context, event }) => ({
-                type: 'login.completed' as const,
-                loginId: context.pending?.loginId ?? null,
-                success: false,
-                error: `Login server error: ${workspaceRestrictionMessage(
-                  context.policy,
-                  event.output.kind === 'chatgpt' ? event.output.accountId : null,
-                )}`,
-              })),
+              emit(({ context, event }) =>
+                pendingLoginEnded(
+                  context,
+                  `Login server error: ${workspaceRestrictionMessage(
+                    context.policy,
+                    event.output.kind === 'chatgpt' ? event.output.accountId : null,
+                  )}`,
+                ),
+              ),
               assign({ pending: null }),
             ],
           },
@@ -393,12 +388,7 @@ export const accountMachine = setup({
         onError: {
           target: 'settle',
           actions: [
-            emit(({ context, event }) => ({
-              type: 'login.completed' as const,
-              loginId: context.pending?.loginId ?? null,
-              success: false,
-              error: toFailure(event.error).message ?? 'Login failed',
-            })),
+            emit(({ context, event }) => pendingLoginEnded(context, toFailure(event.error).message ?? 'Login failed')),
             assign({ pending: null }),
           ],
         },
