@@ -142,7 +142,6 @@ export const accountMachine = setup({
       stored !== null && isStoredAuthVisible(context.policy, stored),
     isPendingLogin: ({ context, event }) =>
       event.type === 'login.cancel' && context.pending !== null && context.pending.loginId === event.loginId,
-    hasExternalTokens: ({ context }) => context.external !== null,
     hasPendingLogin: ({ context }) => context.pending !== null,
     hasStoredApiKey: ({ context }) => context.stored?.kind === 'apiKey',
     hasNoActiveAuth: ({ context }) => activeAuthMode(context) === null,
@@ -282,7 +281,7 @@ export const accountMachine = setup({
     settle: {
       entry: 'forgetRequest',
       always: [
-        { guard: 'hasExternalTokens', target: 'externalTokens' },
+        { guard: 'isExternalAuthActive', target: 'externalTokens' },
         { guard: 'hasPendingLogin', target: 'chatgptPending' },
         { guard: 'hasStoredApiKey', target: 'apiKey' },
         { guard: 'hasStoredChatgpt', target: 'chatgpt' },
