@@ -16,6 +16,10 @@ await build({
   minify: true,
   sourcemap: 'linked',
   legalComments: 'none',
+  // Loaded from node_modules only when SSL_CERT_FILE asks for it: kept out of the start-up bundle.
+  external: ['undici'],
+  // The bundle runs inside vm.Script (bin/loader.cjs), which has no dynamic-import hook: use require().
+  supported: { 'dynamic-import': false },
   logLevel: 'warning',
 });
 

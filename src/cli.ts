@@ -1,6 +1,7 @@
 import { accountMachine } from '../machines/account-machine.js';
 import { loadConfig, type Config } from './config.js';
 import { createActors } from './effects/actors.js';
+import { createFetch } from './effects/http.js';
 import { createFileStore, createMemoryStore, createUnavailableKeyringStore, type CredentialStore } from './effects/storage.js';
 import { createLogger, type Logger } from './log.js';
 import { startServer } from './rpc/server.js';
@@ -12,7 +13,7 @@ Speaks the account part of the Codex app-server JSON-RPC protocol as
 newline-delimited JSON on stdin/stdout. Logs go to stderr.
 
 Environment: CODEX_HOME, CODEX_APP_SERVER_LOGIN_ISSUER, CODEX_REFRESH_TOKEN_URL_OVERRIDE,
-CODEX_REVOKE_TOKEN_URL_OVERRIDE, CODEX_ACCOUNT_SERVER_LOG (error|warn|info|debug),
+CODEX_REVOKE_TOKEN_URL_OVERRIDE, SSL_CERT_FILE, CODEX_ACCOUNT_SERVER_LOG (error|warn|info|debug),
 CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS.
 `;
 
@@ -53,7 +54,7 @@ export function main(argv: readonly string[]): void {
   const machine = accountMachine.provide({
     actors: createActors({
       store: createStore(config, log),
-      fetch: (...a) => fetch(...a),
+      fetch: createFetch(process.env, log),
       chatgptBaseUrl: config.chatgptBaseUrl,
       revokeTokenUrl: config.revokeTokenUrl,
       timeoutMs: config.httpTimeoutMs,

@@ -1,4 +1,5 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 export interface Recorded {
@@ -27,10 +28,12 @@ export class FakeBackend {
   readonly requests: Recorded[] = [];
   readonly routes = new Map<string, Route>();
   #server: Server;
+  readonly #scheme: 'http' | 'https';
   port = 0;
 
-  private constructor() {
-    this.#server = createServer((req, res) => {
+  private constructor(tls?: { key: string; cert: string }) {
+    this.#scheme = tls ? 'https' : 'http';
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       let body = '';
       req.setEncoding('utf8');
       req.on('data', (c: string) => (body += c));
@@ -47,18 +50,20 @@ export class FakeBackend {
         res.writeHead(reply.status ?? 200, headers);
         res.end(reply.json !== undefined ? JSON.stringify(reply.json) : (reply.text ?? ''));
       });
-    });
+    };
+    this.#server = tls ? createTlsServer(tls, handler) : createServer(handler);
   }
 
-  static async start(): Promise<FakeBackend> {
-    const backend = new FakeBackend();
+  /** Plain HTTP, or HTTPS with the given key and certificate. */
+  static async start(tls?: { key: string; cert: string }): Promise<FakeBackend> {
+    const backend = new FakeBackend(tls);
     await new Promise<void>((resolve) => backend.#server.listen(0, '127.0.0.1', resolve));
     backend.port = (backend.#server.address() as AddressInfo).port;
     return backend;
   }
 
   get origin(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.#scheme}://127.0.0.1:${this.port}`;
   }
 
   /** A `chatgpt_base_url` pointing here. */

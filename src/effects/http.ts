@@ -1,0 +1,29 @@
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import type { Logger } from '../log.js';
+
+/**
+ * The `fetch` every backend call uses. With `SSL_CERT_FILE` set (SPEC §4), its
+ * certificates are trusted on top of Node's own roots; Node's global fetch
+ * cannot take extra CAs, so undici (the library behind it) is loaded, lazily
+ * and only then, to supply a dispatcher that does.
+ */
+export function createFetch(env: NodeJS.ProcessEnv, log: Logger): typeof fetch {
+  const caFile = env.SSL_CERT_FILE;
+  if (!caFile) return (input, init) => fetch(input, init);
+  let custom: Promise<typeof fetch> | undefined;
+  const load = async (): Promise<typeof fetch> => {
+    let extra: string;
+    try {
+      extra = readFileSync(caFile, 'utf8');
+    } catch (error) {
+      log.warn(`SSL_CERT_FILE ${caFile} is unreadable (${(error as Error).message}); using the default trust store`);
+      return (input, init) => fetch(input, init);
+    }
+    const undici = await import('undici');
+    const dispatcher = new undici.Agent({ connect: { ca: [...rootCertificates, extra] } });
+    return ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+      undici.fetch(input as never, { ...(init as object), dispatcher } as never)) as unknown as typeof fetch;
+  };
+  return async (input, init) => (await (custom ??= load()))(input, init);
+}
