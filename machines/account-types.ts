@@ -49,6 +49,10 @@ export interface StoredChatgpt {
   accountId: string | null;
   /** The exchanged API key, kept as the reference keeps it. */
   apiKey: Secret | null;
+  /** `tokens.oauth_provenance` (SPEC §5), kept so a rewrite preserves it; omitted when absent. */
+  oauthProvenance?: { issuer: string; clientId: string } | null;
+  /** `tokens.login_owner_id` (SPEC §5), kept likewise. */
+  loginOwnerId?: string | null;
   /** Claims of the id token. */
   claims: TokenClaims;
   lastRefresh: string | null;

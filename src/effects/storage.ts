@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { access, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import * as z from 'zod/mini';
 import type { StoredAuth, StoredChatgpt } from '../../machines/account-types.js';
@@ -22,7 +22,14 @@ export const AuthDotJsonSchema = z.looseObject({
   OPENAI_API_KEY: z.nullish(str()),
   tokens: z.nullish(
     z.looseObject(
-      { id_token: str(), access_token: str(), refresh_token: str(), account_id: z.nullish(str()) },
+      {
+        id_token: str(),
+        access_token: str(),
+        refresh_token: str(),
+        oauth_provenance: z.nullish(z.looseObject({ issuer: str(), client_id: str() }, expecting('struct OAuthProvenance'))),
+        login_owner_id: z.nullish(str()),
+        account_id: z.nullish(str()),
+      },
       expecting('struct TokenData'),
     ),
   ),
@@ -43,6 +50,11 @@ export function serializeAuth(auth: StoredAuth): string {
         id_token: auth.idToken.reveal(),
         access_token: auth.accessToken.reveal(),
         refresh_token: auth.refreshToken.reveal(),
+        // Key order of SPEC §5; absent optional members stay absent.
+        ...(auth.oauthProvenance
+          ? { oauth_provenance: { issuer: auth.oauthProvenance.issuer, client_id: auth.oauthProvenance.clientId } }
+          : {}),
+        ...(auth.loginOwnerId ? { login_owner_id: auth.loginOwnerId } : {}),
         account_id: auth.accountId,
       },
       last_refresh: auth.lastRefresh,
@@ -85,6 +97,10 @@ export function parseAuth(text: string, path: string): StoredAuth | null {
       refreshToken: new Secret(file.tokens.refresh_token),
       accountId: file.tokens.account_id ?? claims.accountId,
       apiKey: typeof file.OPENAI_API_KEY === 'string' ? new Secret(file.OPENAI_API_KEY) : null,
+      oauthProvenance: file.tokens.oauth_provenance
+        ? { issuer: file.tokens.oauth_provenance.issuer, clientId: file.tokens.oauth_provenance.client_id }
+        : null,
+      loginOwnerId: file.tokens.login_owner_id ?? null,
       claims,
       lastRefresh: file.last_refresh ?? null,
     };
@@ -97,6 +113,8 @@ const errnoText = (error: unknown) => {
   const e = error as NodeJS.ErrnoException;
   return e.code ? `${e.code}: ${e.message}` : String((error as Error)?.message ?? error);
 };
+
+const exists = (path: string) => access(path).then(() => true, () => false);
 
 /** Empty lock files Codex keeps beside auth.json (SPEC §5); created on first write. */
 async function touch(path: string, mode: number): Promise<void> {
@@ -126,7 +144,10 @@ export function createFileStore({ authPath, log, now = () => new Date() }: FileS
     try {
       parseAuth(text, authPath);
     } catch {
-      const backup = `${authPath}.corrupt-${now().toISOString().replace(/[:.]/g, '-')}`;
+      // Never clobber an earlier backup taken in the same millisecond.
+      const base = `${authPath}.corrupt-${now().toISOString().replace(/[:.]/g, '-')}`;
+      let backup = base;
+      for (let n = 1; await exists(backup); n++) backup = `${base}-${n}`;
       await rename(authPath, backup);
       log.warn(`moved unreadable ${authPath} aside to ${backup}`);
     }

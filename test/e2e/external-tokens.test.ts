@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { accountsCheck, FakeBackend, type Reply } from '../helpers/backend.js';
@@ -61,8 +61,7 @@ describe('host-supplied tokens (SPEC §9.1, §9.2)', () => {
     expect(gated.error.data.reason).toBe('experimental_api_required');
   });
 
-  it('refuses a workspace outside the forced list at once, without any HTTP request', async () => {
-    await backend.stop();
+  it('refuses a workspace outside the forced list without contacting the backend', async () => {
     const s = await start('forced_chatgpt_workspace_id = ["ws-1", "ws-3"]\n');
     await expectRefusal(s, tokens('ws-2'), {
       code: -32600,
@@ -70,6 +69,63 @@ describe('host-supplied tokens (SPEC §9.1, §9.2)', () => {
       data: { reason: 'workspace_not_allowed', recovery: 'relogin' },
     });
     expect(backend.requests).toEqual([]);
+  });
+
+  it('refuses a workspace outside the forced list at once even with the backend unreachable', async () => {
+    await backend.stop();
+    const s = await start('forced_chatgpt_workspace_id = ["ws-1", "ws-3"]\n');
+    const response = await expectRefusal(s, tokens('ws-2'), expect.objectContaining({ code: -32600 }));
+    expect(response.error.message).toBe('External auth must use one of workspace(s) ["ws-1", "ws-3"], but received "ws-2".');
+  });
+
+  it('words a single forced workspace as a one-element list', async () => {
+    const s = await start('forced_chatgpt_workspace_id = "ws-1"\n');
+    const response = await expectRefusal(s, tokens('ws-2'), expect.objectContaining({ code: -32600 }));
+    expect(response.error.message).toBe('External auth must use one of workspace(s) ["ws-1"], but received "ws-2".');
+  });
+
+  it('refuses host tokens when forced_login_method is "api"', async () => {
+    const s = await start('forced_login_method = "api"\n');
+    await expectRefusal(s, tokens(), {
+      code: -32600,
+      message: 'External ChatGPT auth is disabled. Use API key login instead.',
+      data: { reason: 'login_method_forbidden', recovery: 'use_api_key_login' },
+    });
+    expect(backend.requests).toEqual([]);
+  });
+
+  it('accepts host tokens when forced_login_method is "chatgpt"', async () => {
+    const s = await start('forced_login_method = "chatgpt"\n');
+    const from = s.messages.length;
+    expect((await s.request('account/login/start', tokens())).result).toEqual({ type: 'chatgptAuthTokens' });
+    expect((await s.notification('account/updated', from)).params.authMode).toBe('chatgptAuthTokens');
+  });
+
+  it('requires the chatgptAccountId param', async () => {
+    const s = await start();
+    const { chatgptAccountId: _omitted, ...params } = tokens();
+    await expectRefusal(s, params, {
+      code: -32600,
+      message: 'Invalid request: missing field `chatgptAccountId`',
+      data: { reason: 'invalid_params', recovery: 'fix_request' },
+    });
+  });
+
+  // Relative order beyond "gate before decoding" is unconfirmed (SPEC §9.1); these pin the order the code uses.
+  it.each([
+    ['the capability before forced_login_method', 'forced_login_method = "api"\n', false, 'ws-1', 'experimental_api_required'],
+    [
+      'forced_login_method before the forced workspace',
+      'forced_login_method = "api"\nforced_chatgpt_workspace_id = "ws-1"\n',
+      true,
+      'ws-2',
+      'login_method_forbidden',
+    ],
+    ['the forced workspace before decoding the token', 'forced_chatgpt_workspace_id = "ws-1"\n', true, 'ws-2', 'workspace_not_allowed'],
+  ])('checks %s', async (_name, config, experimentalApi, accountId, reason) => {
+    const s = await start(config, { capabilities: { experimentalApi } });
+    const response = await s.request('account/login/start', { type: 'chatgptAuthTokens', accessToken: 'garbage', chatgptAccountId: accountId });
+    expect(response.error.data.reason).toBe(reason);
   });
 
   it('judges the forced workspace by the chatgptAccountId param, not the claim', async () => {
@@ -108,6 +164,36 @@ describe('host-supplied tokens (SPEC §9.1, §9.2)', () => {
     expect(check!.headers['chatgpt-account-id']).toBe('ws-1');
     expect(check!.headers['user-agent']).toMatch(/^test-host\/0\.169\.0 /);
     expect(check!.headers.originator).toBeUndefined();
+  });
+
+  it('answers the login before discovery finishes and sends completed only after it', async () => {
+    let answeredBeforeDiscovery = false;
+    let completedBeforeDiscovery = true;
+    backend.on(CHECK, async () => {
+      answeredBeforeDiscovery = await server.response('t', 2_000).then(() => true, () => false);
+      completedBeforeDiscovery = server.notifications('account/login/completed').length > 0;
+      return accountsCheck([{ id: 'ws-1', name: 'Acme' }]);
+    });
+    const s = await start();
+    s.send({ id: 't', method: 'account/login/start', params: tokens() });
+    await s.notification('account/updated');
+    expect(answeredBeforeDiscovery).toBe(true);
+    expect(completedBeforeDiscovery).toBe(false);
+  });
+
+  it('answers a read sent during login discovery after completed and updated, with the discovered workspace', async () => {
+    backend.on(CHECK, async () => {
+      await new Promise((r) => setTimeout(r, 100));
+      return accountsCheck([{ id: 'ws-1', name: 'Acme' }]);
+    });
+    const s = await start();
+    const from = s.messages.length;
+    s.send({ id: 't', method: 'account/login/start', params: tokens() });
+    s.send({ id: 'r', method: 'account/read', params: {} });
+    const read = await s.response('r');
+    expect(s.messages.slice(from).map((m) => m.method ?? m.id)).toEqual(['t', 'account/login/completed', 'account/updated', 'r']);
+    expect(read.result.account.workspaceName).toBe('Acme');
+    expect(backend.requestsTo(CHECK)).toHaveLength(1);
   });
 
   it('reads the account from the token and the workspace from discovery', async () => {
@@ -196,7 +282,14 @@ describe('host-supplied tokens (SPEC §9.1, §9.2)', () => {
       const from = s.messages.length;
       await s.request('account/login/start', tokens(''));
       const completed = await s.notification('account/login/completed', from);
-      expect(completed.params.error).toBe('workspace routing requires a ChatGPT account id');
+      expect(completed.params).toEqual({
+        loginId: null,
+        success: false,
+        error: 'workspace routing requires a ChatGPT account id',
+        onboardingEntrypoint: null,
+      });
+      await settle(s);
+      expect(s.notifications('account/updated')).toEqual([]);
       expect((await s.request('account/read', {})).error).toEqual({
         code: -32603,
         message: 'workspace routing requires a ChatGPT account id',
@@ -215,6 +308,16 @@ describe('host-supplied tokens (SPEC §9.1, §9.2)', () => {
       expect((await s.request('account/read', {})).result.account.workspaceName).toBe('Acme');
       await s.request('account/read', {});
       expect(calls).toBe(3);
+    });
+
+    it('clears tokens whose discovery failed at logout', async () => {
+      backend.on(CHECK, { status: 500 });
+      const s = await start();
+      await s.request('account/login/start', tokens());
+      await s.notification('account/login/completed');
+      expect((await s.request('account/logout')).result).toEqual({});
+      expect((await s.request('account/read', {})).result.account).toBeNull();
+      expect((await s.request('getAuthStatus', { includeToken: true })).result.authMethod).toBeNull();
     });
 
     it('lets a new tokens login replace the failed one', async () => {
@@ -239,6 +342,73 @@ describe('host-supplied tokens (SPEC §9.1, §9.2)', () => {
     expect((await s.request('account/read', {})).result.workspaceRouting.chatgptAccountId).toBe('ws-2');
   });
 
+  it.each([
+    ['apiKey', { type: 'apiKey', apiKey: 'sk-refused' }],
+    ['chatgpt', { type: 'chatgpt' }],
+    ['chatgptDeviceCode', { type: 'chatgptDeviceCode' }],
+  ])('refuses a %s login while host tokens are active', async (_name, params) => {
+    const s = await start();
+    await s.request('account/login/start', tokens());
+    await s.notification('account/updated');
+    await expectRefusal(s, params, {
+      code: -32600,
+      message: EXTERNAL_ACTIVE,
+      data: { reason: 'external_auth_active', recovery: 'logout_or_update_tokens' },
+    });
+    expect((await s.request('getAuthStatus', {})).result.authMethod).toBe('chatgptAuthTokens');
+  });
+
+  it('drops host tokens at logout and notifies', async () => {
+    const s = await start();
+    await s.request('account/login/start', tokens());
+    await s.notification('account/updated');
+    const from = s.messages.length;
+    expect((await s.request('account/logout')).result).toEqual({});
+    expect((await s.notification('account/updated', from)).params).toEqual({ authMode: null, planType: null });
+    expect((await s.request('account/read', {})).result).toEqual({
+      account: null,
+      userId: null,
+      requiresOpenaiAuth: true,
+      workspaceRouting: null,
+    });
+    expect((await s.request('getAuthStatus', { includeToken: true })).result).toEqual({
+      authMethod: null,
+      authToken: null,
+      requiresOpenaiAuth: true,
+    });
+  });
+
+  it('allows an API key login once host tokens are logged out', async () => {
+    const s = await start();
+    await s.request('account/login/start', tokens());
+    await s.request('account/logout');
+    expect((await s.request('account/login/start', { type: 'apiKey', apiKey: 'sk-after' })).result).toEqual({ type: 'apiKey' });
+  });
+
+  it('ignores refreshToken on reads in external mode', async () => {
+    const s = await start();
+    const params = tokens();
+    await s.request('account/login/start', params);
+    await s.notification('account/updated');
+    const plain = await s.request('account/read', {});
+    const from = s.messages.length;
+    expect((await s.request('account/read', { refreshToken: true })).result).toEqual(plain.result);
+    expect((await s.request('getAuthStatus', { includeToken: true, refreshToken: true })).result.authToken).toBe(params.accessToken);
+    await settle(s);
+    expect(s.messages.slice(from).filter((m) => 'method' in m)).toEqual([]);
+    expect(backend.requestsTo(CHECK)).toHaveLength(1);
+  });
+
+  it('leaves out the token from getAuthStatus without includeToken', async () => {
+    const s = await start();
+    await s.request('account/login/start', tokens());
+    expect((await s.request('getAuthStatus', { includeToken: false })).result).toEqual({
+      authMethod: 'chatgptAuthTokens',
+      authToken: null,
+      requiresOpenaiAuth: true,
+    });
+  });
+
   it('never writes host tokens to auth.json', async () => {
     const s = await start();
     await s.request('account/login/start', tokens());
@@ -255,13 +425,54 @@ describe('host-supplied tokens (SPEC §9.1, §9.2)', () => {
     expect((await server.request('account/read', {})).result.account).toBeNull();
   });
 
-  it('leaves the previous tokens intact when a replacement is refused', async () => {
+  it('leaves the previous tokens intact and notifies nothing when a replacement is refused', async () => {
     const s = await start('forced_chatgpt_workspace_id = "ws-1"\n');
     const first = tokens('ws-1');
     await s.request('account/login/start', first);
-    await s.request('account/login/start', { ...tokens('ws-1'), accessToken: 'garbage' });
-    await s.request('account/login/start', tokens('ws-2'));
+    await s.notification('account/updated');
+    const before = await s.request('account/read', {});
+    await expectRefusal(s, { ...tokens('ws-1'), accessToken: 'garbage' }, expect.objectContaining({ code: -32603 }));
+    await expectRefusal(s, tokens('ws-2'), expect.objectContaining({ code: -32600 }));
     expect((await s.request('getAuthStatus', { includeToken: true })).result.authToken).toBe(first.accessToken);
+    expect((await s.request('account/read', {})).result).toEqual(before.result);
+  });
+
+  describe('over a stored API key', () => {
+    const KEY_FILE = JSON.stringify({ auth_mode: 'apikey', OPENAI_API_KEY: 'sk-stored' }, null, 2);
+
+    async function startWithKey() {
+      server = ServerProcess.start({ config: `chatgpt_base_url = "${backend.baseUrl}"\n`, auth: KEY_FILE });
+      await server.initialize();
+      return server;
+    }
+
+    // SPEC §3.7 leaves the fate of auth.json unconfirmed; this server leaves it alone.
+    it('takes over from the key without touching auth.json', async () => {
+      const s = await startWithKey();
+      await s.request('account/login/start', tokens());
+      await s.notification('account/updated');
+      expect((await s.request('getAuthStatus', {})).result.authMethod).toBe('chatgptAuthTokens');
+      expect(readFileSync(join(s.home, 'auth.json'), 'utf8')).toBe(KEY_FILE);
+      expect(statSync(join(s.home, 'auth.json')).mode & 0o777).toBe(0o600);
+    });
+
+    it('comes back to the stored key after a restart', async () => {
+      const s = await startWithKey();
+      await s.request('account/login/start', tokens());
+      await s.close();
+      server = ServerProcess.start({ home: s.home });
+      await server.initialize();
+      expect((await server.request('getAuthStatus', { includeToken: true })).result.authToken).toBe('sk-stored');
+    });
+
+    // Unconfirmed (SPEC §3.4 only says the tokens are dropped); this server's logout also deletes auth.json.
+    it('deletes the stored key too at logout', async () => {
+      const s = await startWithKey();
+      await s.request('account/login/start', tokens());
+      await s.request('account/logout');
+      expect(existsSync(join(s.home, 'auth.json'))).toBe(false);
+      expect((await s.request('account/read', {})).result.account).toBeNull();
+    });
   });
 
   it('keeps tokens and keys out of stderr even at debug level', async () => {
@@ -281,5 +492,25 @@ describe('host-supplied tokens (SPEC §9.1, §9.2)', () => {
     expect(server.stderr).not.toContain(params.accessToken);
     expect(server.stderr).not.toContain(params.accessToken.split('.')[1]);
     expect(server.stderr).not.toContain('sk-top-secret-key');
+  });
+
+  it('keeps tokens and keys out of stderr when discovery fails', async () => {
+    backend.on(CHECK, { status: 500 });
+    server = ServerProcess.start({
+      config: `chatgpt_base_url = "${backend.baseUrl}"\n`,
+      env: { CODEX_ACCOUNT_SERVER_LOG: 'debug' },
+    });
+    await server.initialize();
+    const params = tokens();
+    await server.request('account/login/start', params);
+    await server.notification('account/login/completed');
+    await server.request('account/read', {});
+    await server.request('getAuthStatus', { includeToken: true });
+    await server.request('account/logout');
+    await server.request('account/login/start', { type: 'apiKey', apiKey: 'plain-secret-4711' });
+    await server.request('getAuthStatus', { includeToken: true });
+    await server.stderrMatching(/answered 500/);
+    expect(server.stderr).not.toContain(params.accessToken.split('.')[1]);
+    expect(server.stderr).not.toContain('plain-secret-4711');
   });
 });

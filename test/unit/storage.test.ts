@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Secret } from '../../machines/secret.js';
@@ -75,11 +75,163 @@ describe('auth.json storage', () => {
     );
   });
 
+  it('creates a missing CODEX_HOME on save', async () => {
+    const { store: s, authPath } = store(join(tempHome(), 'a', 'b'));
+    await s.save({ kind: 'apiKey', apiKey: new Secret('sk') });
+    expect(readFileSync(authPath, 'utf8')).toBe(serializeAuth({ kind: 'apiKey', apiKey: new Secret('sk') }));
+  });
+
+  it('creates empty lock files with modes 0600 and 0644 on save, and none on load', async () => {
+    const { store: s, home } = store();
+    writeFileSync(join(home, 'auth.json'), '{"OPENAI_API_KEY":"sk"}');
+    await s.load();
+    expect(readdirSync(home)).toEqual(['auth.json']);
+    await s.save({ kind: 'apiKey', apiKey: new Secret('sk') });
+    for (const [name, mode] of [['auth.json.lock', 0o600], ['auth.lock', 0o644]] as const) {
+      expect(statSync(join(home, name)).mode & 0o777).toBe(mode);
+      expect(statSync(join(home, name)).size).toBe(0);
+    }
+  });
+
+  it('turns an existing 0644 auth.json into 0600 on save', async () => {
+    const { store: s, authPath } = store();
+    writeFileSync(authPath, '{}', { mode: 0o644 });
+    chmodSync(authPath, 0o644);
+    await s.save({ kind: 'apiKey', apiKey: new Secret('sk') });
+    expect(statSync(authPath).mode & 0o777).toBe(0o600);
+  });
+
+  it('deletes auth.json on clear and keeps the lock files', async () => {
+    const { store: s, home } = store();
+    await s.save({ kind: 'apiKey', apiKey: new Secret('sk') });
+    await s.clear();
+    expect(readdirSync(home).sort()).toEqual(['auth.json.lock', 'auth.lock']);
+    expect(await s.load()).toBeNull();
+  });
+
+  it('moves a corrupt file aside on clear instead of deleting it', async () => {
+    const { store: s, home } = store();
+    writeFileSync(join(home, 'auth.json'), '[1, 2');
+    await s.clear();
+    expect(readdirSync(home)).toEqual(['auth.json.corrupt-2026-11-25T01-02-03-456Z']);
+  });
+
+  it('never overwrites an earlier backup of a corrupt file', async () => {
+    const { store: s, home, authPath } = store();
+    writeFileSync(authPath, 'first');
+    await s.save({ kind: 'apiKey', apiKey: new Secret('sk') });
+    writeFileSync(authPath, 'second');
+    await s.save({ kind: 'apiKey', apiKey: new Secret('sk') });
+    const backups = readdirSync(home).filter((f) => f.startsWith('auth.json.corrupt-')).sort();
+    expect(backups.map((f) => readFileSync(join(home, f), 'utf8'))).toEqual(['first', 'second']);
+  });
+
+  it('leaves a valid file in place when overwriting it', async () => {
+    const { store: s, home, authPath } = store();
+    writeFileSync(authPath, '{"auth_mode":"apikey","OPENAI_API_KEY":"sk-old"}');
+    await s.save({ kind: 'apiKey', apiKey: new Secret('sk-new') });
+    expect(readdirSync(home).sort()).toEqual(['auth.json', 'auth.json.lock', 'auth.lock']);
+  });
+
+  it('loads nothing when a parent of CODEX_HOME is a regular file', async () => {
+    const parent = join(tempHome(), 'file');
+    writeFileSync(parent, 'x');
+    const { store: s } = store(join(parent, 'home'));
+    expect(await s.load()).toBeNull();
+  });
+
+  it('fails a save under a regular file with storageFailed and a readable message', async () => {
+    const parent = join(tempHome(), 'file');
+    writeFileSync(parent, 'x');
+    const { store: s } = store(join(parent, 'home'));
+    const error = await s.save({ kind: 'apiKey', apiKey: new Secret('sk-hidden') }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AuthError);
+    expect(error).toMatchObject({ kind: 'storageFailed', message: expect.stringMatching(/^failed to save api key: E(NOTDIR|EXIST)/) });
+    expect((error as Error).message).not.toContain('sk-hidden');
+  });
+
+  it.each([
+    ['a legacy file without auth_mode', '{"OPENAI_API_KEY":"sk","tokens":null,"last_refresh":null}', 'apiKey'],
+    ['all members null', '{"OPENAI_API_KEY":null,"tokens":null,"last_refresh":null}', null],
+    ['an empty object', '{}', null],
+    ['unknown members beside a key', '{"auth_mode":"apikey","OPENAI_API_KEY":"sk","future":true}', 'apiKey'],
+  ])('parses %s', (_name, text, kind) => {
+    expect(parseAuth(text, 'auth.json')?.kind ?? null).toBe(kind);
+  });
+
+  it.each([
+    ['invalid JSON', '{', /is not valid JSON/],
+    ['a wrong member type', '{"OPENAI_API_KEY": 42}', /has an unexpected layout/],
+    ['an apikey mode without key', '{"auth_mode":"apikey"}', /holds no OPENAI_API_KEY/],
+    ['an unknown mode', '{"auth_mode":"bedrock"}', /cannot use/],
+    ['tokens missing the refresh token', '{"auth_mode":"chatgpt","tokens":{"id_token":"a","access_token":"b"}}', /unexpected layout/],
+  ])('refuses %s as authFileCorrupt naming the path', (_name, text, message) => {
+    let thrown: unknown;
+    try {
+      parseAuth(text, '/h/auth.json');
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toMatchObject({ kind: 'authFileCorrupt', message: expect.stringMatching(message) });
+    expect((thrown as Error).message).toContain('/h/auth.json');
+  });
+
+  it('takes the account id from the id token when tokens.account_id is absent', () => {
+    const idToken = chatgptJwt({ accountId: 'ws-claim' });
+    const text = JSON.stringify({ tokens: { id_token: idToken, access_token: 'at', refresh_token: 'rt' } });
+    expect(parseAuth(text, 'auth.json')).toMatchObject({ kind: 'chatgpt', accountId: 'ws-claim', apiKey: null });
+  });
+
+  it('rewrites a stored ChatGPT file byte for byte in the SPEC §5 layout', () => {
+    const text = JSON.stringify(
+      {
+        auth_mode: 'chatgpt',
+        OPENAI_API_KEY: 'sk-exchanged',
+        tokens: {
+          id_token: chatgptJwt({ email: 'a@b.c', accountId: 'ws-1' }),
+          access_token: chatgptJwt({ accountId: 'ws-1' }),
+          refresh_token: 'rt-1',
+          oauth_provenance: { issuer: 'https://auth.openai.com', client_id: 'app_EMoamEEZ73f0CkXaXp7hrann' },
+          login_owner_id: 'x'.repeat(43),
+          account_id: 'ws-1',
+        },
+        last_refresh: '2026-11-25T00:24:43.123456789Z',
+      },
+      null,
+      2,
+    );
+    expect(serializeAuth(parseAuth(text, 'auth.json')!)).toBe(text);
+  });
+
+  it('writes the stored ChatGPT layout through save', async () => {
+    const { store: s, authPath } = store();
+    const text = JSON.stringify(
+      {
+        auth_mode: 'chatgpt',
+        OPENAI_API_KEY: null,
+        tokens: { id_token: chatgptJwt({ accountId: 'ws-1' }), access_token: 'at', refresh_token: 'rt', account_id: 'ws-1' },
+        last_refresh: null,
+      },
+      null,
+      2,
+    );
+    await s.save(parseAuth(text, authPath)!);
+    expect(readFileSync(authPath, 'utf8')).toBe(text);
+    expect((await s.load())?.kind).toBe('chatgpt');
+  });
+
   it('keeps ephemeral credentials in memory only', async () => {
     const s = createMemoryStore();
     await s.save({ kind: 'apiKey', apiKey: new Secret('sk-m') });
     expect((await s.load())?.kind).toBe('apiKey');
     await s.clear();
     expect(await s.load()).toBeNull();
+  });
+
+  it('gives each memory store its own credentials', async () => {
+    const a = createMemoryStore();
+    const b = createMemoryStore();
+    await a.save({ kind: 'apiKey', apiKey: new Secret('sk-a') });
+    expect(await b.load()).toBeNull();
   });
 });
