@@ -1,9 +1,9 @@
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { accountsCheck } from '../helpers/backend.js';
 import { chatgptJwt } from '../helpers/jwt.js';
-import { tempHome, useServers, type ServerProcess } from '../helpers/server-process.js';
+import { settle, tempHome, useServers, type ServerProcess } from '../helpers/server-process.js';
 
 const LOGGED_OUT = { account: null, userId: null, requiresOpenaiAuth: true, workspaceRouting: null };
 
@@ -26,14 +26,44 @@ describe('configuration and environment (SPEC §4)', () => {
     await server.stderrMatching(/Invalid configuration; using defaults\./);
   });
 
+  it('sends the configWarning only after the initialize response, not at start-up', async () => {
+    server = env.spawn({ config: 'forced_login_method = "password"\n' });
+    await server.stderrMatching(/Invalid configuration; using defaults\./);
+    expect((await server.request('account/read', {})).error.message).toBe('Not initialized');
+    expect(server.notifications()).toEqual([]);
+    await server.initialize();
+    await server.notification('configWarning');
+    expect(server.notifications('configWarning')).toHaveLength(1);
+  });
+
+  it('reads as logged out under an invalid file', async () => {
+    server = env.spawn({ config: 'forced_login_method = "password"\n' });
+    await server.initialize();
+    expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
+    expect((await server.request('getAuthStatus', { includeToken: true })).result.authMethod).toBeNull();
+  });
+
   it('falls back to defaults for every key when the file is invalid, and keeps serving', async () => {
     server = env.spawn({
-      config: 'forced_chatgpt_workspace_id = "ws-1"\nforced_login_method = "password"\n',
+      config:
+        'forced_chatgpt_workspace_id = "ws-1"\ncli_auth_credentials_store = "ephemeral"\nforced_login_method = "password"\n',
       auth: { auth_mode: 'apikey', OPENAI_API_KEY: 'sk-kept' },
     });
     await server.initialize();
+    // The file store (not ephemeral) is in use: the stored key is read and a new one written.
     expect((await server.request('account/read', {})).result.account).toEqual({ type: 'apiKey' });
     expect((await server.request('account/login/start', { type: 'apiKey', apiKey: 'sk-2' })).result).toEqual({ type: 'apiKey' });
+    await server.notification('account/updated');
+    expect(JSON.parse(readFileSync(join(server.home, 'auth.json'), 'utf8')).OPENAI_API_KEY).toBe('sk-2');
+    // No forced workspace: an account id outside ["ws-1"] is accepted (the empty id fails discovery without HTTP).
+    const from = server.messages.length;
+    const login = await server.request('account/login/start', {
+      type: 'chatgptAuthTokens',
+      accessToken: chatgptJwt({ accountId: 'ws-2' }),
+      chatgptAccountId: '',
+    });
+    expect(login.result).toEqual({ type: 'chatgptAuthTokens' });
+    expect((await server.notification('account/login/completed', from)).params).toMatchObject({ success: false });
   });
 
   it('warns about a TOML syntax error with its position', async () => {
@@ -42,7 +72,10 @@ describe('configuration and environment (SPEC §4)', () => {
     const warning = await server.notification('configWarning');
     expect(warning.params.summary).toBe('Invalid configuration; using defaults.');
     expect(warning.params.details).toMatch(new RegExp(`^${join(server.home, 'config.toml')}:1:\\d+: `));
-    expect(warning.params.range.start.line).toBe(1);
+    expect(warning.params.path).toBe(join(server.home, 'config.toml'));
+    expect(warning.params.range.start).toEqual({ line: 1, column: 23 });
+    await server.stderrMatching(/Invalid configuration; using defaults\./);
+    expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
   });
 
   it('sends no configWarning for a valid file', async () => {
@@ -70,11 +103,18 @@ describe('configuration and environment (SPEC §4)', () => {
     expect(statSync(authPath).mode & 0o777).toBe(0o644);
   });
 
-  it('ignores OPENAI_API_KEY in the environment: logged out, nothing written', async () => {
-    server = env.spawn({ env: { OPENAI_API_KEY: 'sk-from-env' } });
+  it('ignores OPENAI_API_KEY and CODEX_API_KEY in the environment: logged out, nothing written', async () => {
+    server = env.spawn({ env: { OPENAI_API_KEY: 'sk-from-env', CODEX_API_KEY: 'sk-codex-env' } });
     await server.initialize();
     expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
-    expect((await server.request('getAuthStatus', { includeToken: true })).result.authMethod).toBeNull();
+    expect((await server.request('getAuthStatus', { includeToken: true })).result).toEqual({
+      authMethod: null,
+      authToken: null,
+      requiresOpenaiAuth: true,
+    });
+    expect((await server.request('account/rateLimits/read', {})).error.message).toBe(
+      'codex account authentication required to read rate limits',
+    );
     expect(existsSync(join(server.home, 'auth.json'))).toBe(false);
   });
 
@@ -86,9 +126,19 @@ describe('configuration and environment (SPEC §4)', () => {
     expect((await server.request('account/read', {})).result.account).toEqual({ type: 'apiKey' });
     expect(existsSync(join(home, 'auth.json'))).toBe(false);
     await server.close();
+    // Same home, so the same config.toml.
     server = env.spawn({ home });
     await server.initialize();
     expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
+  });
+
+  it('logs out of an ephemeral login without touching the disk', async () => {
+    server = env.spawn({ config: 'cli_auth_credentials_store = "ephemeral"\n' });
+    await server.initialize();
+    await server.request('account/login/start', { type: 'apiKey', apiKey: 'sk-mem' });
+    expect((await server.request('account/logout')).result).toEqual({});
+    expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
+    expect(readdirSync(server.home)).toEqual(['config.toml']);
   });
 
   it('refuses to save with cli_auth_credentials_store = "keyring" rather than writing a file', async () => {
@@ -98,6 +148,7 @@ describe('configuration and environment (SPEC §4)', () => {
     const response = await server.request('account/login/start', { type: 'apiKey', apiKey: 'sk-k' });
     expect(response.error).toMatchObject({ code: -32603, data: { reason: 'storage_failed', recovery: 'check_codex_home' } });
     expect(response.error.message).toMatch(/keyring/);
+    await settle(server);
     expect(server.messages.slice(from)).toEqual([response]);
     expect(existsSync(join(server.home, 'auth.json'))).toBe(false);
     expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
@@ -108,6 +159,10 @@ describe('configuration and environment (SPEC §4)', () => {
     await server.initialize();
     await server.request('account/login/start', { type: 'apiKey', apiKey: 'sk-auto' });
     expect(JSON.parse(readFileSync(join(server.home, 'auth.json'), 'utf8')).OPENAI_API_KEY).toBe('sk-auto');
+    await server.close();
+    server = env.spawn({ home: server.home });
+    await server.initialize();
+    expect((await server.request('getAuthStatus', { includeToken: true })).result.authToken).toBe('sk-auto');
   });
 
   it('warns about an unknown credentials store value', async () => {
@@ -118,10 +173,10 @@ describe('configuration and environment (SPEC §4)', () => {
     expect(warning.params.range).toEqual({ start: { line: 1, column: 30 }, end: { line: 1, column: 36 } });
   });
 
-  it('sends discovery to chatgpt_base_url, with or without a trailing slash', async () => {
+  it.each(['/backend-api', '/backend-api/'])('sends discovery to chatgpt_base_url given as <origin>%s', async (path) => {
     const backend = await env.backend();
     backend.on('/backend-api/wham/accounts/check', accountsCheck([{ id: 'ws-1', name: 'Acme' }]));
-    server = env.spawn({ config: `chatgpt_base_url = "${backend.origin}/backend-api"\n` });
+    server = env.spawn({ config: `chatgpt_base_url = "${backend.origin}${path}"\n` });
     await server.initialize();
     await server.request('account/login/start', {
       type: 'chatgptAuthTokens',
@@ -129,7 +184,8 @@ describe('configuration and environment (SPEC §4)', () => {
       chatgptAccountId: 'ws-1',
     });
     await server.notification('account/updated');
-    expect(backend.requestsTo('/backend-api/wham/accounts/check')).toHaveLength(1);
+    expect(backend.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /backend-api/wham/accounts/check']);
+    expect((await server.request('account/read', {})).result.account.workspaceName).toBe('Acme');
   });
 
   it.each([
@@ -148,6 +204,34 @@ describe('configuration and environment (SPEC §4)', () => {
       message: `External auth must use one of workspace(s) ${list}, but received "${received}".`,
       data: { reason: 'workspace_not_allowed', recovery: 'relogin' },
     });
+  });
+
+  it('accepts host tokens for any workspace in the forced list', async () => {
+    const backend = await env.backend();
+    backend.on('/backend-api/wham/accounts/check', accountsCheck([{ id: 'ws-3', name: 'Third' }]));
+    server = env.spawn({ config: `chatgpt_base_url = "${backend.baseUrl}"\nforced_chatgpt_workspace_id = ["ws-1", "ws-3"]\n` });
+    await server.initialize();
+    const response = await server.request('account/login/start', {
+      type: 'chatgptAuthTokens',
+      accessToken: chatgptJwt({ accountId: 'ws-3' }),
+      chatgptAccountId: 'ws-3',
+    });
+    expect(response.result).toEqual({ type: 'chatgptAuthTokens' });
+    expect((await server.notification('account/login/completed')).params.success).toBe(true);
+  });
+
+  it('hides stored ChatGPT credentials under forced_login_method = "api" and leaves the file alone', async () => {
+    const auth = {
+      auth_mode: 'chatgpt',
+      OPENAI_API_KEY: 'sk-exchanged',
+      tokens: { id_token: chatgptJwt({ accountId: 'ws-1' }), access_token: chatgptJwt({ accountId: 'ws-1' }), refresh_token: 'rt', account_id: 'ws-1' },
+      last_refresh: null,
+    };
+    server = env.spawn({ config: 'forced_login_method = "api"\n', auth });
+    await server.initialize();
+    expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
+    expect((await server.request('getAuthStatus', { includeToken: true })).result.authMethod).toBeNull();
+    expect(readFileSync(join(server.home, 'auth.json'), 'utf8')).toBe(JSON.stringify(auth, null, 2));
   });
 
   it('does not restrict API key logins by forced workspace', async () => {

@@ -19,6 +19,19 @@ describe('config', () => {
     expect(config.warning).toBeNull();
   });
 
+  it('uses defaults for an empty config.toml and ignores keys it does not know', () => {
+    for (const text of ['', 'model = "gpt-5"\napproval_policy = "never"\n']) {
+      const config = loadConfig({ CODEX_HOME: homeWith(text) });
+      expect(config.policy).toEqual({ forcedLoginMethod: null, forcedWorkspaceIds: null });
+      expect(config.warning).toBeNull();
+    }
+  });
+
+  it.each(['chatgpt', 'api'] as const)('reads forced_login_method = "%s"', (method) => {
+    const config = loadConfig({ CODEX_HOME: homeWith(`forced_login_method = "${method}"\n`) });
+    expect(config.policy.forcedLoginMethod).toBe(method);
+  });
+
   it('normalises a single forced workspace id to a list', () => {
     const config = loadConfig({ CODEX_HOME: homeWith('forced_chatgpt_workspace_id = "ws-1"\n') });
     expect(config.policy.forcedWorkspaceIds).toEqual(['ws-1']);
@@ -32,6 +45,33 @@ describe('config', () => {
   it('adds a trailing slash to chatgpt_base_url', () => {
     const config = loadConfig({ CODEX_HOME: homeWith('chatgpt_base_url = "http://127.0.0.1:9/api"\n') });
     expect(config.chatgptBaseUrl).toBe('http://127.0.0.1:9/api/');
+  });
+
+  it('keeps a chatgpt_base_url that already ends with a slash unchanged', () => {
+    const config = loadConfig({ CODEX_HOME: homeWith('chatgpt_base_url = "http://127.0.0.1:9/api/"\n') });
+    expect(config.chatgptBaseUrl).toBe('http://127.0.0.1:9/api/');
+  });
+
+  it.each(['file', 'keyring', 'auto', 'ephemeral'] as const)('reads cli_auth_credentials_store = "%s"', (store) => {
+    const config = loadConfig({ CODEX_HOME: homeWith(`cli_auth_credentials_store = "${store}"\n`) });
+    expect(config.credentialsStore).toBe(store);
+  });
+
+  it('does not take values under a [table] as top-level keys', () => {
+    const config = loadConfig({
+      CODEX_HOME: homeWith(
+        '[profiles.work]\nforced_login_method = "chatgpt"\nforced_chatgpt_workspace_id = "ws-1"\nchatgpt_base_url = "http://x/"\n',
+      ),
+    });
+    expect(config.policy).toEqual({ forcedLoginMethod: null, forcedWorkspaceIds: null });
+    expect(config.chatgptBaseUrl).toBe(DEFAULT_CHATGPT_BASE_URL);
+    expect(config.warning).toBeNull();
+  });
+
+  it('does not take a dotted key as the top-level key it ends with', () => {
+    const config = loadConfig({ CODEX_HOME: homeWith('profiles.forced_login_method = "password"\n') });
+    expect(config.policy.forcedLoginMethod).toBeNull();
+    expect(config.warning).toBeNull();
   });
 
   it('reads the OAuth overrides and own settings from the environment', () => {
@@ -64,12 +104,86 @@ describe('config', () => {
     );
   });
 
+  it('invalidates the whole file for an unknown forced_login_method, pointing at the quoted value', () => {
+    const home = homeWith('chatgpt_base_url = "http://127.0.0.1:9/"\nforced_login_method = "password"\n');
+    const path = join(home, 'config.toml');
+    const config = loadConfig({ CODEX_HOME: home });
+    expect(config.chatgptBaseUrl).toBe(DEFAULT_CHATGPT_BASE_URL);
+    expect(config.warning).toEqual({
+      summary: 'Invalid configuration; using defaults.',
+      details: `${path}:2:23: unknown variant \`password\`, expected \`chatgpt\` or \`api\``,
+      path,
+      range: { start: { line: 2, column: 23 }, end: { line: 2, column: 32 } },
+    });
+  });
+
+  it('treats forced_login_method as case-sensitive', () => {
+    const { warning } = readConfigToml('/h/config.toml', () => 'forced_login_method = "API"\n');
+    expect(warning?.details).toBe('/h/config.toml:1:23: unknown variant `API`, expected `chatgpt` or `api`');
+  });
+
+  it('invalidates the file for a workspace list holding a non-string', () => {
+    const { values, warning } = readConfigToml('/h/config.toml', () => 'forced_chatgpt_workspace_id = ["ws-1", 2]\n');
+    expect(values).toEqual({});
+    expect(warning?.range).toEqual({ start: { line: 1, column: 31 }, end: { line: 1, column: 41 } });
+  });
+
+  it('warns about a TOML syntax error at its line and column', () => {
+    const { values, warning } = readConfigToml('/h/config.toml', () => 'model = "x"\nforced_login_method = \n');
+    expect(values).toEqual({});
+    expect(warning?.summary).toBe('Invalid configuration; using defaults.');
+    expect(warning?.details).toMatch(/^\/h\/config\.toml:2:23: \S/);
+    expect(warning?.range).toEqual({ start: { line: 2, column: 23 }, end: { line: 2, column: 23 } });
+  });
+
+  it('treats a missing config.toml as empty, even when CODEX_HOME is not a directory', () => {
+    const home = tempHome();
+    writeFileSync(join(home, 'file'), '');
+    expect(readConfigToml(join(home, 'absent.toml'))).toEqual({ values: {}, warning: null });
+    expect(readConfigToml(join(home, 'file', 'config.toml'))).toEqual({ values: {}, warning: null });
+  });
+
+  it('turns a read error such as EACCES into a warning at 1:1', () => {
+    const denied = () => {
+      throw Object.assign(new Error("EACCES: permission denied, open '/h/config.toml'"), { code: 'EACCES' });
+    };
+    expect(readConfigToml('/h/config.toml', denied)).toEqual({
+      values: {},
+      warning: {
+        summary: 'Invalid configuration; using defaults.',
+        details: "/h/config.toml:1:1: EACCES: permission denied, open '/h/config.toml'",
+        path: '/h/config.toml',
+        range: { start: { line: 1, column: 1 }, end: { line: 1, column: 1 } },
+      },
+    });
+  });
+
   it('turns an unreadable config.toml into a warning', () => {
     const home = tempHome();
     mkdirSync(join(home, 'config.toml'));
     const { values, warning } = readConfigToml(join(home, 'config.toml'));
     expect(values).toEqual({});
     expect(warning?.summary).toBe('Invalid configuration; using defaults.');
+  });
+
+  it('locates a value by a quoted key, inside CRLF lines, and with # inside the string', () => {
+    expect(locateValue('"forced_login_method" = "x"\n', 'forced_login_method')).toEqual({
+      start: { line: 1, column: 25 },
+      end: { line: 1, column: 27 },
+    });
+    expect(locateValue('a = 1\r\nforced_login_method = "xy"\r\n', 'forced_login_method')).toEqual({
+      start: { line: 2, column: 23 },
+      end: { line: 2, column: 26 },
+    });
+    expect(locateValue('forced_login_method = "a#b" # c\n', 'forced_login_method')).toEqual({
+      start: { line: 1, column: 23 },
+      end: { line: 1, column: 27 },
+    });
+  });
+
+  it('does not locate an absent key or a key that merely starts the same way', () => {
+    expect(locateValue('model = "x"\n', 'forced_login_method')).toBeNull();
+    expect(locateValue('forced_login_method_x = "x"\n', 'forced_login_method')).toBeNull();
   });
 
   it('locates only top-level keys, not keys under a table', () => {
