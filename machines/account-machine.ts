@@ -147,7 +147,8 @@ export const accountMachine = setup({
     hasNoActiveAuth: ({ context }) => activeAuthMode(context) === null,
     isApiKeyActive: ({ context }) => activeAuthMode(context) === 'apikey',
     hasStoredChatgpt: ({ context }) => context.stored?.kind === 'chatgpt',
-    hasStorageIssue: ({ context }) => context.storageIssue !== null,
+    /** An unreadable auth.json only matters while nothing else is active (host tokens never touch it). */
+    hasStorageIssue: ({ context }) => context.storageIssue !== null && activeAuthMode(context) === null,
     lacksRouting: ({ context }) => context.routing === null,
     isRefreshedWorkspaceAllowed: ({ context }, accountId: string) => isWorkspaceAllowed(context.policy, accountId),
   },
@@ -396,9 +397,10 @@ export const accountMachine = setup({
         'login.cancel': {
           guard: 'isPendingLogin',
           target: 'settle',
+          // The `canceled` response goes out before the flow's `completed` (SPEC §3.3).
           actions: [
-            { type: 'endPendingLogin', params: { why: 'notCompleted' } },
             emit((args) => okReply(args, { kind: 'cancel', status: 'canceled' })),
+            { type: 'endPendingLogin', params: { why: 'notCompleted' } },
           ],
         },
       },

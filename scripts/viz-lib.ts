@@ -1,5 +1,5 @@
 import type { AnyStateNode } from 'xstate';
-import { toDirectedGraph } from 'xstate/graph';
+import { toDirectedGraph, type DirectedGraphNode } from 'xstate/graph';
 import { accountMachine } from '../machines/account-machine.js';
 
 /** Files in visualizations/, generated from the machine; a test keeps them in step. */
@@ -19,11 +19,16 @@ function eventLabel(eventType: string): string {
   return eventType;
 }
 
+function guardName(guard: unknown): string | null {
+  if (!guard) return null;
+  if (typeof guard === 'string') return guard;
+  if (typeof guard === 'object' && 'type' in guard) return String(guard.type);
+  return 'guard';
+}
+
 function guardLabel(guard: unknown): string {
-  if (!guard) return '';
-  if (typeof guard === 'string') return ` [${guard}]`;
-  if (typeof guard === 'object' && guard !== null && 'type' in guard) return ` [${String(guard.type)}]`;
-  return ' [guard]';
+  const name = guardName(guard);
+  return name === null ? '' : ` [${name}]`;
 }
 
 interface Edge {
@@ -94,9 +99,40 @@ function mermaid(): string {
   ].join('\n');
 }
 
+/**
+ * `toDirectedGraph` output as plain data: functions and state-node objects are
+ * dropped, each edge keeps its guard's name, and the eventless (`always`)
+ * edges, which `toDirectedGraph` leaves out, are added with event `""`.
+ */
+function graphJson(graph: DirectedGraphNode): unknown {
+  const node = graph.stateNode;
+  const edges = [
+    ...graph.edges.map((e) => ({
+      source: e.source.id,
+      // toDirectedGraph points a targetless transition at its own node; `inPlace` says so.
+      target: e.target.id,
+      inPlace: !e.transition.target,
+      event: e.label.text,
+      guard: guardName(e.transition.guard),
+    })),
+    ...(node.always ?? []).flatMap((t) =>
+      (t.target ?? []).map((target) => ({ source: node.id, target: target.id, inPlace: false, event: '', guard: guardName(t.guard) })),
+    ),
+  ];
+  return {
+    id: graph.id,
+    type: node.type,
+    ...(node.initial?.target?.[0] ? { initial: node.initial.target[0].id } : {}),
+    tags: [...node.tags].sort(),
+    invoke: node.invoke.map((i) => ({ id: i.id, src: typeof i.src === 'string' ? i.src : i.id })),
+    edges,
+    children: graph.children.map(graphJson),
+  };
+}
+
 export function renderVisualizations(): Visualizations {
   return {
-    'account-machine.json': `${JSON.stringify(toDirectedGraph(accountMachine), null, 2)}\n`,
+    'account-machine.json': `${JSON.stringify(graphJson(toDirectedGraph(accountMachine)), null, 2)}\n`,
     'account-machine.md': mermaid(),
   };
 }

@@ -63,7 +63,7 @@ function activePaths(value: unknown, prefix = ''): string[] {
 }
 
 describe('account machine graph', () => {
-  it('reaches every state node (but the transient settle) by some path', () => {
+  it('should reach every state node but the transient settle by some path', () => {
     const paths = getShortestPaths(accountMachine, { events: EVENTS, input: { policy: NO_POLICY } });
     const reached = new Set(paths.flatMap((p) => activePaths(p.state.value)));
     const all = getStateNodes(accountMachine.root)
@@ -73,7 +73,14 @@ describe('account machine graph', () => {
     expect(all.filter((p) => !reached.has(p))).toEqual([]);
   });
 
-  it('reaches externalTokens only through an external tokens login', () => {
+  it('should leave the transient settle at once for every mode', () => {
+    const settle = accountMachine.root.states.settle!;
+    const targets = settle.always!.flatMap((t) => (t.target ?? []).map((n) => n.path.join('.')));
+    expect(targets).toEqual(['externalTokens', 'chatgptPending', 'apiKey', 'chatgpt', 'loggedOut']);
+    expect(settle.always!.at(-1)!.guard, 'the last branch is unconditional').toBeUndefined();
+  });
+
+  it('should reach externalTokens only through an external tokens login', () => {
     const paths = getShortestPaths(accountMachine, {
       events: EVENTS,
       input: { policy: NO_POLICY },
@@ -83,7 +90,7 @@ describe('account machine graph', () => {
     for (const path of paths) expect(path.steps.map((s) => s.event.type)).toContain('login.externalTokens');
   });
 
-  it('never reaches apiKey when chatgpt login is forced, whatever the events', () => {
+  it('should never reach apiKey when chatgpt login is forced, whatever the events', () => {
     const paths = getShortestPaths(accountMachine, {
       // A stored key is hidden by the policy anyway; drop it so only logins could reach apiKey.
       events: EVENTS.filter((e) => e !== loadStoredApiKey),
