@@ -54,7 +54,12 @@ function render(issue: z.core.$ZodIssue): string {
     case 'invalid_union': {
       const discriminator = (issue as { discriminator?: string }).discriminator;
       const options = (issue as { options?: unknown[] }).options ?? [];
-      if (discriminator === undefined || typeof input !== 'object' || input === null || Array.isArray(input)) {
+      if (discriminator === undefined) {
+        // An untagged union (string or list): blame the element an option got furthest with.
+        const nested = (issue as { errors?: z.core.$ZodIssue[][] }).errors?.flat().find((i) => i.path.length > 0);
+        return nested ? render(nested) : `invalid type: ${describeValue(input)}, expected ${issue.message}`;
+      }
+      if (typeof input !== 'object' || input === null || Array.isArray(input)) {
         return `invalid type: ${describeValue(input)}, expected ${issue.message}`;
       }
       const tag = (input as Record<string, unknown>)[discriminator];

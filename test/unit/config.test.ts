@@ -198,3 +198,11 @@ describe('config', () => {
     });
   });
 });
+
+describe('config wording', () => {
+  it('blames the element, not the list, for a non-string workspace id', () => {
+    const home = tempHome();
+    writeFileSync(join(home, 'config.toml'), 'forced_chatgpt_workspace_id = ["ws-1", 2]\n');
+    expect(loadConfig({ CODEX_HOME: home }).warning?.details).toMatch(/: invalid type: integer `2`, expected a string$/);
+  });
+});
