@@ -129,7 +129,7 @@ export class NdjsonMessageReader extends AbstractMessageReader {
   #handleLine(raw: string, callback: DataCallback): void {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     if (line.trim() === '') {
-      this.#log.debug('dropping blank input line');
+      this.#log.warn('dropping blank input line');
       return;
     }
     let value: unknown;
