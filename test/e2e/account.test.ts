@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { accountsCheck } from '../helpers/backend.js';
-import { chatgptJwt } from '../helpers/jwt.js';
+import { chatgptAuthFile, chatgptJwt } from '../helpers/jwt.js';
 import { settle, useServers, type ServerProcess, type StartOptions } from '../helpers/server-process.js';
 
 const LOGGED_OUT = { account: null, userId: null, requiresOpenaiAuth: true, workspaceRouting: null };
@@ -30,20 +30,6 @@ const WELL_FORMED = [
 const MALFORMED = ['abc', '', UUID.slice(0, -1), `zzzzzzzz${UUID.slice(8)}`, `${UUID}0`, ` ${UUID}`, `{${UUID}`, `urn:uuid:{${UUID}}`];
 const note = (method: string, params: unknown) => ({ method, params, emittedAtMs: expect.any(Number) });
 
-/** auth.json of a managed ChatGPT login in workspace ws-1 (SPEC §5). */
-function chatgptAuthFile() {
-  return {
-    auth_mode: 'chatgpt',
-    OPENAI_API_KEY: 'sk-exchanged',
-    tokens: {
-      id_token: chatgptJwt({ email: 'a@b.c', accountId: 'ws-1', planType: 'plus', userId: 'user-1' }),
-      access_token: chatgptJwt({ accountId: 'ws-1' }),
-      refresh_token: 'rt-1',
-      account_id: 'ws-1',
-    },
-    last_refresh: '2026-11-25T00:24:43.123456789Z',
-  };
-}
 
 const authText = (s: ServerProcess) => readFileSync(join(s.home, 'auth.json'), 'utf8');
 const hasAuthFile = (s: ServerProcess) => existsSync(join(s.home, 'auth.json'));
@@ -100,7 +86,7 @@ describe('account methods (SPEC §3)', () => {
     });
 
     it('reads stored ChatGPT credentials with the identity from the id token and the workspace from discovery', async () => {
-      const { s } = await startWithBackend({ auth: chatgptAuthFile() });
+      const { s } = await startWithBackend({ auth: chatgptAuthFile({ planType: 'plus' }) });
       const from = s.messages.length;
       const response = await s.request('account/read', {});
       expect(s.messages.slice(from)).toEqual([note('account/updated', { authMode: 'chatgpt', planType: 'plus' }), response]);
@@ -162,7 +148,7 @@ describe('account methods (SPEC §3)', () => {
     });
 
     it('replaces stored ChatGPT credentials with the key', async () => {
-      const s = await start({ auth: chatgptAuthFile() });
+      const s = await start({ auth: chatgptAuthFile({ planType: 'plus' }) });
       expect((await s.request('account/login/start', { type: 'apiKey', apiKey: 'sk-new' })).result).toEqual({ type: 'apiKey' });
       expect(JSON.parse(authText(s))).toEqual({ auth_mode: 'apikey', OPENAI_API_KEY: 'sk-new' });
       expect((await s.request('account/read', {})).result).toEqual(API_KEY);
@@ -275,7 +261,7 @@ describe('account methods (SPEC §3)', () => {
     });
 
     it('reports a stored ChatGPT login with its access token only when includeToken is true', async () => {
-      const auth = chatgptAuthFile();
+      const auth = chatgptAuthFile({ planType: 'plus' });
       const s = await start({ auth });
       expect((await s.request('getAuthStatus', { includeToken: true })).result).toEqual({
         authMethod: 'chatgpt',

@@ -2,26 +2,11 @@ import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { accountsCheck } from '../helpers/backend.js';
-import { chatgptJwt } from '../helpers/jwt.js';
+import { chatgptAuthFile, chatgptJwt } from '../helpers/jwt.js';
 import { settle, tempHome, useServers, type StartOptions } from '../helpers/server-process.js';
 
 const LOGGED_OUT = { account: null, userId: null, requiresOpenaiAuth: true, workspaceRouting: null };
 
-function chatgptAuthFile(accountId = 'ws-1') {
-  return {
-    auth_mode: 'chatgpt',
-    OPENAI_API_KEY: 'sk-exchanged',
-    tokens: {
-      id_token: chatgptJwt({ email: 'a@b.c', accountId, planType: 'pro', userId: 'user-1' }),
-      access_token: chatgptJwt({ accountId }),
-      refresh_token: 'rt-1',
-      oauth_provenance: { issuer: 'https://auth.openai.com', client_id: 'app_EMoamEEZ73f0CkXaXp7hrann' },
-      login_owner_id: 'x'.repeat(43),
-      account_id: accountId,
-    },
-    last_refresh: '2026-11-25T00:24:43.123456789Z',
-  };
-}
 
 describe('auth.json (SPEC §5)', () => {
   const env = useServers();
@@ -187,7 +172,7 @@ describe('auth.json (SPEC §5)', () => {
     });
 
     it('hides stored credentials of a workspace outside forced_chatgpt_workspace_id', async () => {
-      const s = await start({ auth: chatgptAuthFile('ws-2'), config: 'forced_chatgpt_workspace_id = "ws-1"\n' });
+      const s = await start({ auth: chatgptAuthFile({ accountId: 'ws-2' }), config: 'forced_chatgpt_workspace_id = "ws-1"\n' });
       expect((await s.request('account/read', {})).result).toEqual(LOGGED_OUT);
     });
 

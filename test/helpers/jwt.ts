@@ -16,3 +16,20 @@ export function chatgptJwt(opts: { email?: string; accountId?: string; planType?
     exp: opts.exp ?? Math.floor(Date.now() / 1000) + 3600,
   });
 }
+
+/** auth.json of a managed ChatGPT login, in the layout of SPEC §5. */
+export function chatgptAuthFile({ accountId = 'ws-1', planType = 'pro' }: { accountId?: string; planType?: string } = {}) {
+  return {
+    auth_mode: 'chatgpt',
+    OPENAI_API_KEY: 'sk-exchanged',
+    tokens: {
+      id_token: chatgptJwt({ email: 'a@b.c', accountId, planType, userId: 'user-1' }),
+      access_token: chatgptJwt({ accountId }),
+      refresh_token: 'rt-1',
+      oauth_provenance: { issuer: 'https://auth.openai.com', client_id: 'app_EMoamEEZ73f0CkXaXp7hrann' },
+      login_owner_id: 'x'.repeat(43),
+      account_id: accountId,
+    },
+    last_refresh: '2026-11-25T00:24:43.123456789Z',
+  };
+}
