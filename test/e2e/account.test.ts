@@ -3,9 +3,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { accountsCheck } from '../helpers/backend.js';
 import { chatgptAuthFile, chatgptJwt } from '../helpers/jwt.js';
-import { settle, useServers, type ServerProcess, type StartOptions } from '../helpers/server-process.js';
+import { NO_AUTH_STATUS, LOGGED_OUT, settle, useServers, type ServerProcess, type StartOptions } from '../helpers/server-process.js';
 
-const LOGGED_OUT = { account: null, userId: null, requiresOpenaiAuth: true, workspaceRouting: null };
 const API_KEY = { account: { type: 'apiKey' }, userId: null, requiresOpenaiAuth: true, workspaceRouting: null };
 const CHATGPT_ACME = {
   account: { type: 'chatgpt', email: 'a@b.c', planType: 'plus', workspaceName: 'Acme' },
@@ -216,11 +215,7 @@ describe('account methods (SPEC §3)', () => {
       const from = s.messages.length;
       expect((await s.request('account/logout')).result).toEqual({});
       expect((await s.notification('account/updated', from)).params).toEqual({ authMode: null, planType: null });
-      expect((await s.request('getAuthStatus', { includeToken: true })).result).toEqual({
-        authMethod: null,
-        authToken: null,
-        requiresOpenaiAuth: true,
-      });
+      expect((await s.request('getAuthStatus', { includeToken: true })).result).toEqual(NO_AUTH_STATUS);
       expect((await s.request('account/read', {})).result).toEqual(LOGGED_OUT);
       expect((await s.request('account/login/start', { type: 'apiKey', apiKey: 'sk-after' })).result).toEqual({ type: 'apiKey' });
     });
@@ -237,11 +232,7 @@ describe('account methods (SPEC §3)', () => {
   describe('getAuthStatus', () => {
     it.each([true, false])('reports nothing when logged out (includeToken %s)', async (includeToken) => {
       const s = await start();
-      expect((await s.request('getAuthStatus', { includeToken, refreshToken: false })).result).toEqual({
-        authMethod: null,
-        authToken: null,
-        requiresOpenaiAuth: true,
-      });
+      expect((await s.request('getAuthStatus', { includeToken, refreshToken: false })).result).toEqual(NO_AUTH_STATUS);
     });
 
     it('reports the API key only when includeToken is true', async () => {

@@ -3,9 +3,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { accountsCheck } from '../helpers/backend.js';
 import { chatgptJwt } from '../helpers/jwt.js';
-import { settle, tempHome, useServers, type ServerProcess } from '../helpers/server-process.js';
+import { NO_AUTH_STATUS, LOGGED_OUT, settle, tempHome, useServers, type ServerProcess } from '../helpers/server-process.js';
 
-const LOGGED_OUT = { account: null, userId: null, requiresOpenaiAuth: true, workspaceRouting: null };
 
 describe('configuration and environment (SPEC §4)', () => {
   const env = useServers();
@@ -94,11 +93,7 @@ describe('configuration and environment (SPEC §4)', () => {
     server = env.spawn({ home, config: 'forced_login_method = "chatgpt"\n' });
     await server.initialize();
     expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
-    expect((await server.request('getAuthStatus', { includeToken: true })).result).toEqual({
-      authMethod: null,
-      authToken: null,
-      requiresOpenaiAuth: true,
-    });
+    expect((await server.request('getAuthStatus', { includeToken: true })).result).toEqual(NO_AUTH_STATUS);
     expect(readFileSync(authPath, 'utf8')).toBe(text);
     expect(statSync(authPath).mode & 0o777).toBe(0o644);
   });
@@ -107,11 +102,7 @@ describe('configuration and environment (SPEC §4)', () => {
     server = env.spawn({ env: { OPENAI_API_KEY: 'sk-from-env', CODEX_API_KEY: 'sk-codex-env' } });
     await server.initialize();
     expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
-    expect((await server.request('getAuthStatus', { includeToken: true })).result).toEqual({
-      authMethod: null,
-      authToken: null,
-      requiresOpenaiAuth: true,
-    });
+    expect((await server.request('getAuthStatus', { includeToken: true })).result).toEqual(NO_AUTH_STATUS);
     expect((await server.request('account/rateLimits/read', {})).error.message).toBe(
       'codex account authentication required to read rate limits',
     );

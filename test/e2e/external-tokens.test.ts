@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { accountsCheck, FakeBackend, type Reply } from '../helpers/backend.js';
 import { chatgptJwt, makeJwt } from '../helpers/jwt.js';
-import { ServerProcess, settle } from '../helpers/server-process.js';
+import { NO_AUTH_STATUS, ServerProcess, settle } from '../helpers/server-process.js';
 
 const CHECK = '/backend-api/wham/accounts/check';
 const EXTERNAL_ACTIVE =
@@ -371,11 +371,7 @@ describe('host-supplied tokens (SPEC §9.1, §9.2)', () => {
       requiresOpenaiAuth: true,
       workspaceRouting: null,
     });
-    expect((await s.request('getAuthStatus', { includeToken: true })).result).toEqual({
-      authMethod: null,
-      authToken: null,
-      requiresOpenaiAuth: true,
-    });
+    expect((await s.request('getAuthStatus', { includeToken: true })).result).toEqual(NO_AUTH_STATUS);
   });
 
   it('allows an API key login once host tokens are logged out', async () => {

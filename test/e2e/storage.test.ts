@@ -3,9 +3,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { accountsCheck } from '../helpers/backend.js';
 import { chatgptAuthFile, chatgptJwt } from '../helpers/jwt.js';
-import { settle, tempHome, useServers, type StartOptions } from '../helpers/server-process.js';
+import { NO_AUTH_STATUS, LOGGED_OUT, settle, tempHome, useServers, type StartOptions } from '../helpers/server-process.js';
 
-const LOGGED_OUT = { account: null, userId: null, requiresOpenaiAuth: true, workspaceRouting: null };
 
 
 describe('auth.json (SPEC §5)', () => {
@@ -237,11 +236,7 @@ describe('auth.json (SPEC §5)', () => {
     // What getAuthStatus says about a corrupt file is unspecified; this server reports no credentials.
     it('keeps serving getAuthStatus as logged out', async () => {
       const s = await start({ auth: '{not json' });
-      expect((await s.request('getAuthStatus', { includeToken: true })).result).toEqual({
-        authMethod: null,
-        authToken: null,
-        requiresOpenaiAuth: true,
-      });
+      expect((await s.request('getAuthStatus', { includeToken: true })).result).toEqual(NO_AUTH_STATUS);
       expect(readFileSync(join(s.home, 'auth.json'), 'utf8')).toBe('{not json');
     });
 

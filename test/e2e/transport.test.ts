@@ -1,14 +1,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { accountsCheck, FakeBackend } from '../helpers/backend.js';
 import { chatgptJwt } from '../helpers/jwt.js';
-import { ServerProcess, settle, type Wire } from '../helpers/server-process.js';
+import { LOGGED_OUT, ServerProcess, settle, type Wire } from '../helpers/server-process.js';
 
 /** This server's own methods, in the reference's order (SPEC §1 "Unknown method"). */
 const METHOD_LIST =
   '`initialize`, `account/login/start`, `account/login/cancel`, `account/logout`, `account/rateLimits/read`, `account/read`, `getAuthStatus`';
 const unknownVariant = (method: string) => `Invalid request: unknown variant \`${method}\`, expected one of ${METHOD_LIST}`;
 const INVALID_PARAMS_DATA = { reason: 'invalid_params', recovery: 'fix_request' };
-const LOGGED_OUT = { account: null, userId: null, requiresOpenaiAuth: true, workspaceRouting: null };
 
 /**
  * One initialized, logged-out server shared by a describe block whose tests

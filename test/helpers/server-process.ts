@@ -226,3 +226,9 @@ export function useServers() {
     },
   };
 }
+
+/** `account/read` result when nobody is logged in (SPEC §3.1). */
+export const LOGGED_OUT = { account: null, userId: null, requiresOpenaiAuth: true, workspaceRouting: null };
+
+/** `getAuthStatus` result when nobody is logged in, or the token was not asked for while logged out (SPEC §3.6). */
+export const NO_AUTH_STATUS = { authMethod: null, authToken: null, requiresOpenaiAuth: true };
