@@ -2,7 +2,8 @@ import { accountMachine } from '../machines/account-machine.js';
 import { loadConfig, type Config } from './config.js';
 import { createActors } from './effects/actors.js';
 import { createFetch } from './effects/http.js';
-import { createFileStore, createMemoryStore, createUnavailableKeyringStore, type CredentialStore } from './effects/storage.js';
+import { createFileStore, createMemoryStore, createUnavailableKeyringStore } from './effects/storage.js';
+import { createCredentialStore, type StoreBackend } from './effects/store.js';
 import { createLogger, type Logger } from './log.js';
 import { describeThrown } from './rpc/ndjson.js';
 import { startServer } from './rpc/server.js';
@@ -18,7 +19,7 @@ CODEX_REVOKE_TOKEN_URL_OVERRIDE, SSL_CERT_FILE, CODEX_ACCOUNT_SERVER_LOG (error|
 CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS.
 `;
 
-function createStore(config: Config, log: Logger): CredentialStore {
+function createStoreBackend(config: Config, log: Logger): StoreBackend {
   switch (config.credentialsStore) {
     case 'ephemeral':
       return createMemoryStore();
@@ -52,22 +53,21 @@ export function main(argv: readonly string[]): void {
   const log = createLogger(config.logLevel);
   if (config.warning) log.warn(`${config.warning.summary} ${config.warning.details}`);
 
-  const machine = accountMachine.provide({
-    actors: createActors({
-      store: createStore(config, log),
-      fetch: createFetch(process.env, log),
-      chatgptBaseUrl: config.chatgptBaseUrl,
-      revokeTokenUrl: config.revokeTokenUrl,
-      timeoutMs: config.httpTimeoutMs,
-      defaultUserAgent: `codex-account-server/${SERVER_VERSION}`,
-      log,
-    }),
-  });
+  const deps = {
+    store: createCredentialStore(createStoreBackend(config, log)),
+    fetch: createFetch(process.env, log),
+    chatgptBaseUrl: config.chatgptBaseUrl,
+    revokeTokenUrl: config.revokeTokenUrl,
+    timeoutMs: config.httpTimeoutMs,
+    defaultUserAgent: `codex-account-server/${SERVER_VERSION}`,
+    log,
+  };
 
   const server = startServer({
     input: process.stdin,
     output: process.stdout,
-    machine,
+    machine: accountMachine,
+    effects: (ports) => createActors(deps, ports),
     machineInput: { policy: config.policy },
     codexHome: config.codexHome,
     platform: once<PlatformInfo>(detectPlatform),

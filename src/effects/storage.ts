@@ -7,14 +7,7 @@ import { AuthError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { expecting, serdeMessage, str } from '../protocol/serde.js';
 import { readClaims } from './jwt.js';
-
-/** Where credentials live: `auth.json`, or memory for `ephemeral`. */
-export interface CredentialStore {
-  /** `null` when nothing is stored. Throws `AuthError` (`authFileCorrupt`, `storageFailed`). */
-  load(): Promise<StoredAuth | null>;
-  save(auth: StoredAuth): Promise<StoredAuth>;
-  clear(): Promise<void>;
-}
+import type { StoreBackend } from './store.js';
 
 /** `auth.json` as Codex writes it (SPEC §5); unknown members are tolerated on read. */
 export const AuthDotJsonSchema = z.looseObject({
@@ -184,7 +177,7 @@ export interface FileStoreOptions {
  * moved aside to `auth.json.corrupt-<time>` and logged. Logout removes every
  * copy of a credential: the file, its backups and any temp file.
  */
-export function createFileStore({ authPath, log, now = () => new Date() }: FileStoreOptions): CredentialStore {
+export function createFileStore({ authPath, log, now = () => new Date() }: FileStoreOptions): StoreBackend {
   const home = dirname(authPath);
   const name = basename(authPath);
 
@@ -238,6 +231,15 @@ export function createFileStore({ authPath, log, now = () => new Date() }: FileS
   let cleanedAtStart = false;
 
   return {
+    async version() {
+      try {
+        const st = await stat(authPath);
+        return `${st.ino}:${st.size}:${st.mtimeMs}`;
+      } catch {
+        return null;
+      }
+    },
+
     async load() {
       if (!cleanedAtStart) {
         cleanedAtStart = true;
@@ -286,7 +288,7 @@ export function createFileStore({ authPath, log, now = () => new Date() }: FileS
 }
 
 /** `cli_auth_credentials_store = "ephemeral"`: credentials live and die with the process. */
-export function createMemoryStore(): CredentialStore {
+export function createMemoryStore(): StoreBackend {
   let current: StoredAuth | null = null;
   return {
     load: async () => current,
@@ -301,7 +303,7 @@ export function createMemoryStore(): CredentialStore {
  * `keyring`: no OS keyring backend yet. Nothing is read from it, and saving
  * fails with a clear error rather than falling back to a file silently.
  */
-export function createUnavailableKeyringStore(): CredentialStore {
+export function createUnavailableKeyringStore(): StoreBackend {
   return {
     load: async () => null,
     save: async () => {

@@ -1,24 +1,35 @@
+import { randomUUID } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
-import { createActor, waitFor, type Actor, type InspectionEvent } from 'xstate';
+import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import type { AccountMachine } from '../../machines/account-machine.js';
-import type { AccountEmitted, AccountInput, RequestEvent, ReplyValue } from '../../machines/account-types.js';
-import { Secret } from '../../machines/secret.js';
+import type { AccountEmitted, AccountInput, ClientIdentity } from '../../machines/account-types.js';
+import { readAccount, readAuthStatus, type ViewResult } from '../../machines/account-views.js';
 import type { ConfigWarning } from '../config.js';
-import { readClaims } from '../effects/jwt.js';
 import { AuthError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { isMethodName, METHODS, NOTIFICATIONS, unknownMethodMessage, type MethodName } from '../protocol/methods.js';
-import { parseLoginId, type InitializeParams, type LoginAccountParams } from '../protocol/schemas.js';
-import { serdeMessage } from '../protocol/serde.js';
+import { isMethodName, NOTIFICATIONS, unknownMethodMessage } from '../protocol/methods.js';
+import type { InitializeParams } from '../protocol/schemas.js';
+import { accountResult, authStatusResult, toEvent, toWireResult, validateParams, type ParamsOf, type Session } from '../protocol/wire.js';
 import { buildUserAgent, type PlatformInfo } from '../user-agent.js';
 import { errorFromThrown, toResponseError } from './errors.js';
+import { HostConnection, type HostPort } from './host.js';
 import { describeThrown, LineWriter, parseLine, readLines, type JsonRpcId } from './ndjson.js';
+
+/** What effects may use that only exists once the connection does. */
+export interface Ports {
+  /** Server→client requests (`account/chatgptAuthTokens/refresh`). */
+  host: HostPort;
+}
+
+type ProvidedActors = NonNullable<Parameters<AccountMachine['provide']>[0]['actors']>;
 
 export interface ServerOptions {
   input: Readable;
   output: Writable;
-  /** The account machine with its effects already provided. */
+  /** The account machine; `effects` supplies its actors. */
   machine: AccountMachine;
+  /** Builds the machine's effects once the connection exists (so they can ask the host). */
+  effects?: (ports: Ports) => ProvidedActors;
   machineInput: AccountInput;
   codexHome: string;
   /** Read on `initialize`, not at start-up. */
@@ -29,10 +40,14 @@ export interface ServerOptions {
   now?: () => number;
   /** Passed to `createActor` (e.g. the Stately inspector's `inspect`). */
   inspect?: (event: InspectionEvent) => void;
+  /** A request the machine has not answered after this long is answered `internal` (a bug guard). */
+  maxRequestMs?: number;
 }
 
 /** How long answers to already-received requests may delay exit after stdin EOF. */
 export const CLOSE_GRACE_MS = 2_000;
+/** No request of this server legitimately takes longer (HTTP and host deadlines are far shorter). */
+export const MAX_REQUEST_MS = 300_000;
 
 export interface RunningServer {
   /** The account actor now serving (replaced if it ever fails). */
@@ -43,123 +58,11 @@ export interface RunningServer {
   flush(): void;
 }
 
+type Reply = Extract<AccountEmitted, { type: 'reply' }>;
+
 /** Method names and string ids are the only input text that may reach a log line; long ones are cut. */
 function shown(text: string): string {
   return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
-}
-
-interface Session {
-  optOut: ReadonlySet<string>;
-  experimentalApi: boolean;
-}
-
-/** Params as parsed by each method's schema. */
-type ParamsOf<M extends MethodName> = import('zod/mini').infer<(typeof METHODS)[M]['schema']>;
-
-function validate<M extends MethodName>(method: M, raw: unknown): ParamsOf<M> {
-  const spec = METHODS[method];
-  let params = raw === null ? undefined : raw;
-  if (params === undefined) {
-    if (spec.params === 'required') throw new AuthError('invalidParams', 'Invalid request: missing field `params`');
-    params = {};
-  }
-  // serde reads a struct from a sequence positionally (`[]` is an empty struct).
-  if (Array.isArray(params) && 'shape' in spec.schema) {
-    const keys = Object.keys((spec.schema as unknown as { shape: object }).shape);
-    params = Object.fromEntries(keys.map((k, i) => [k, (params as unknown[])[i]]).filter(([, v]) => v !== undefined));
-  }
-  const result = spec.schema.safeParse(params);
-  if (result.success) return result.data as ParamsOf<M>;
-  // Parsed again only to word the error: `reportInput` costs ~20× a plain parse.
-  const worded = spec.schema.safeParse(params, { reportInput: true });
-  throw new AuthError('invalidParams', `Invalid request: ${serdeMessage(worded.error ?? result.error)}`);
-}
-
-/** Wire shapes of the machine's replies (SPEC §3). */
-function toWireResult(value: ReplyValue): unknown {
-  switch (value.kind) {
-    case 'account': {
-      const { authMode, email, planType, userId, routing } = value.account;
-      return {
-        account:
-          authMode === null
-            ? null
-            : authMode === 'apikey'
-              ? { type: 'apiKey' }
-              : { type: 'chatgpt', email, planType, workspaceName: routing?.workspaceName ?? null },
-        userId,
-        requiresOpenaiAuth: true,
-        workspaceRouting: routing
-          ? {
-              chatgptAccountId: routing.accountId,
-              backendOrigin: routing.backendOrigin,
-              accountRoutingOverride: routing.accountRoutingOverride,
-            }
-          : null,
-      };
-    }
-    case 'authStatus':
-      return {
-        authMethod: value.status.authMode,
-        authToken: value.status.token?.reveal() ?? null,
-        requiresOpenaiAuth: true,
-      };
-    case 'login':
-      return { type: value.type };
-    case 'loginStarted':
-      return value.flow === 'browser'
-        ? { type: 'chatgpt', loginId: value.loginId, ...value.details }
-        : { type: 'chatgptDeviceCode', loginId: value.loginId, ...value.details };
-    case 'cancel':
-      return { status: value.status };
-    case 'empty':
-      return {};
-  }
-}
-
-/** Request → machine event. Mode logic stays in the machine; this only translates. */
-function toEvent(method: Exclude<MethodName, 'initialize'>, params: unknown, requestId: string, session: Session): RequestEvent {
-  switch (method) {
-    case 'account/read':
-      return { type: 'account.read', requestId, refreshToken: (params as ParamsOf<'account/read'>).refreshToken ?? false };
-    case 'getAuthStatus':
-      return {
-        type: 'authStatus.read',
-        requestId,
-        includeToken: (params as ParamsOf<'getAuthStatus'>).includeToken ?? false,
-      };
-    case 'account/logout':
-      return { type: 'logout', requestId };
-    case 'account/rateLimits/read':
-      return { type: 'rateLimits.read', requestId };
-    case 'account/login/cancel': {
-      const { loginId } = params as ParamsOf<'account/login/cancel'>;
-      const normalized = parseLoginId(loginId);
-      if (normalized === null) throw new AuthError('invalidLoginId', `invalid login id: ${loginId}`);
-      return { type: 'login.cancel', requestId, loginId: normalized };
-    }
-    case 'account/login/start': {
-      const login = params as LoginAccountParams;
-      switch (login.type) {
-        case 'apiKey':
-          return { type: 'login.apiKey', requestId, apiKey: new Secret(login.apiKey) };
-        case 'chatgpt':
-          return { type: 'login.chatgpt', requestId, flow: 'browser' };
-        case 'chatgptDeviceCode':
-          return { type: 'login.chatgpt', requestId, flow: 'device' };
-        case 'chatgptAuthTokens':
-          return {
-            type: 'login.externalTokens',
-            requestId,
-            experimentalApi: session.experimentalApi,
-            accessToken: new Secret(login.accessToken),
-            accountId: login.chatgptAccountId,
-            planType: login.chatgptPlanType ?? null,
-            claims: readClaims(login.accessToken),
-          };
-      }
-    }
-  }
 }
 
 /**
@@ -170,18 +73,25 @@ function toEvent(method: Exclude<MethodName, 'initialize'>, params: unknown, req
  * stray messages whole, and dispatched one message per event-loop turn.
  * Errors still travel as vscode-jsonrpc `ResponseError`s.
  *
- * Every request gets exactly one reply, whatever a handler, the machine or
- * an effect does; no exception raised while handling one message ends the
- * process or stops the reader.
+ * Wiring only: a request is either answered from a snapshot through the
+ * machine's views (pure reads) or becomes an event; the machine emits its
+ * reply (keyed by request) and notifications, written in the order emitted.
+ * No queue: requests are in flight together, and the machine decides what
+ * waits. Every request gets exactly one reply; no exception raised while
+ * handling one message ends the process or stops the reader.
  */
 export function startServer(options: ServerOptions): RunningServer {
   const { log } = options;
   const now = options.now ?? Date.now;
+  const maxRequestMs = options.maxRequestMs ?? MAX_REQUEST_MS;
   const writer = new LineWriter(options.output, now, (error) =>
     log.error(() => `failed to write to stdout: ${describeThrown(error)}`),
   );
+  const host = new HostConnection(writer, log);
+  const machine = options.effects ? options.machine.provide({ actors: options.effects({ host }) }) : options.machine;
 
   let session: Session | null = null;
+  let client: ClientIdentity | null = null;
   let open = 0;
   let nextSeq = 0;
 
@@ -190,20 +100,20 @@ export function startServer(options: ServerOptions): RunningServer {
     writer.notification(method, params);
   };
 
-  // Replies the machine owes, by request sequence number; written the moment it emits them,
-  // so a reply always precedes the notifications the same transition emits.
-  const waiting = new Map<string, (reply: Extract<AccountEmitted, { type: 'reply' }>) => void>();
+  // Replies the machine owes, by request sequence number. Written the moment they are emitted,
+  // so a reply always precedes the notifications its transition emits after it.
+  const waiting = new Map<string, { respond: (reply: Reply) => void; since: number }>();
 
   const onEmitted = (emitted: AccountEmitted) => {
     switch (emitted.type) {
       case 'reply': {
-        const respond = waiting.get(emitted.requestId);
-        if (!respond) {
+        const entry = waiting.get(emitted.requestId);
+        if (!entry) {
           log.warn(`machine replied to unknown request ${emitted.requestId}`);
           return;
         }
         waiting.delete(emitted.requestId);
-        respond(emitted);
+        entry.respond(emitted);
         return;
       }
       case 'login.completed':
@@ -217,6 +127,15 @@ export function startServer(options: ServerOptions): RunningServer {
       case 'account.updated':
         notify(NOTIFICATIONS.accountUpdated, { authMode: emitted.authMode, planType: emitted.planType });
         return;
+    }
+  };
+
+  const failOwed = (predicate: (since: number) => boolean, why: string) => {
+    for (const [requestId, entry] of [...waiting]) {
+      if (!predicate(entry.since)) continue;
+      waiting.delete(requestId);
+      log.error(`request ${requestId} ${why}; answered with an internal error`);
+      entry.respond({ type: 'reply', requestId, ok: false, failure: { kind: 'internal' } });
     }
   };
 
@@ -236,7 +155,7 @@ export function startServer(options: ServerOptions): RunningServer {
    * takes over, loading the credentials from storage again.
    */
   const startActor = (): Actor<AccountMachine> => {
-    const next = createActor(options.machine, { input: options.machineInput, ...(inspect ? { inspect } : {}) });
+    const next = createActor(machine, { input: options.machineInput, ...(inspect ? { inspect } : {}) });
     next.on('*', (emitted: AccountEmitted) => {
       try {
         onEmitted(emitted);
@@ -247,9 +166,7 @@ export function startServer(options: ServerOptions): RunningServer {
     next.subscribe({
       error: (error) => {
         log.error(() => `account actor failed, restarting it: ${describeThrown(error)}`);
-        const owed = [...waiting.entries()];
-        waiting.clear();
-        for (const [requestId, respond] of owed) respond({ type: 'reply', requestId, ok: false, failure: { kind: 'internal' } });
+        failOwed(() => true, 'was owed by the failed actor');
         actor = startActor();
         if (client) actor.send({ type: 'client.identify', client });
       },
@@ -257,27 +174,11 @@ export function startServer(options: ServerOptions): RunningServer {
     next.start();
     return next;
   };
-  let client: { originator: string; userAgent: string } | null = null;
   let actor = startActor();
 
-  // Account requests are served one at a time, each once the machine is idle.
-  let queue: Promise<unknown> = Promise.resolve();
-  const ask = (event: RequestEvent, respond: (reply: Extract<AccountEmitted, { type: 'reply' }>) => void): void => {
-    const run = async () => {
-      await waitFor(actor, (s) => s.hasTag('idle'), { timeout: Infinity });
-      await new Promise<void>((resolve) => {
-        waiting.set(event.requestId, (reply) => {
-          resolve();
-          respond(reply);
-        });
-        actor.send(event);
-      });
-    };
-    queue = queue.then(run, run).catch((error) => {
-      log.error(() => `request ${event.requestId} failed: ${describeThrown(error)}`);
-      if (waiting.delete(event.requestId)) respond({ type: 'reply', requestId: event.requestId, ok: false, failure: { kind: 'internal' } });
-    });
-  };
+  // A request the machine never answers would be a bug; answer it anyway, late.
+  const watchdog = setInterval(() => failOwed((since) => now() - since > maxRequestMs, `was not answered within ${maxRequestMs} ms`), Math.min(30_000, maxRequestMs));
+  watchdog.unref();
 
   const initialize = (params: InitializeParams) => {
     if (session) throw new AuthError('alreadyInitialized');
@@ -317,9 +218,11 @@ export function startServer(options: ServerOptions): RunningServer {
       }
     };
     const fail = (error: unknown) => answer(() => writer.error(id, errorFromThrown(error, log).toJson() as never));
+    const fromView = <T>(view: ViewResult<T>, toResult: (value: T) => unknown) =>
+      view.ok ? answer(() => writer.result(id, toResult(view.value))) : fail(toResponseError(view.failure));
     try {
       if (!isMethodName(method)) throw new AuthError('unknownMethod', unknownMethodMessage(method));
-      const params = validate(method, rawParams);
+      const params = validateParams(method, rawParams);
       if (method === 'initialize') {
         const result = initialize(params as InitializeParams);
         answer(() => writer.result(id, result));
@@ -328,16 +231,22 @@ export function startServer(options: ServerOptions): RunningServer {
         return;
       }
       if (!session) throw new AuthError('notInitialized');
-      const event = toEvent(method, params, seq, session);
-      ask(event, (reply) => {
-        if (reply.ok) {
-          const result = toWireResult(reply.value);
-          answer(() => writer.result(id, result));
-        } else {
-          fail(toResponseError(reply.failure));
-        }
+      // Pure reads: straight from the snapshot when the answer is known (no event, no macrostep).
+      if (method === 'account/read' && !(params as ParamsOf<'account/read'>).refreshToken) {
+        const view = readAccount(actor.getSnapshot());
+        if (view) return fromView(view, accountResult);
+      } else if (method === 'getAuthStatus') {
+        const view = readAuthStatus(actor.getSnapshot(), (params as ParamsOf<'getAuthStatus'>).includeToken ?? false);
+        if (view) return fromView(view, authStatusResult);
+      }
+      const event = toEvent(method, params, seq, session, randomUUID);
+      waiting.set(seq, {
+        since: now(),
+        respond: (reply) => (reply.ok ? answer(() => writer.result(id, toWireResult(reply.value))) : fail(toResponseError(reply.failure))),
       });
+      actor.send(event);
     } catch (error) {
+      waiting.delete(seq);
       fail(error);
     }
   };
@@ -358,8 +267,8 @@ export function startServer(options: ServerOptions): RunningServer {
         log.debug(() => `notification ${shown(message.method)} ignored`);
         return;
       case 'response':
-        // This server has sent no requests yet: a response is stray and ignored (SPEC §1).
-        log.debug('ignoring a response to a request this server never sent');
+        // An answer to a server→client request; stray, late and repeated ones are ignored (SPEC §1).
+        host.handleResponse(message.id, message.error ? { error: message.error } : { result: message.result });
         return;
     }
   };
@@ -367,6 +276,7 @@ export function startServer(options: ServerOptions): RunningServer {
   let resolveClosed!: () => void;
   const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
   const finish = () => {
+    clearInterval(watchdog);
     writer.flush();
     resolveClosed();
   };
@@ -375,7 +285,8 @@ export function startServer(options: ServerOptions): RunningServer {
     {
       line: handleLine,
       end: () => {
-        // On EOF, answer what was already received (briefly), then report closed.
+        // Nobody is left to answer our requests; answer what was already received (briefly), then report closed.
+        host.close();
         const deadline = now() + CLOSE_GRACE_MS;
         const check = () => (open === 0 || now() >= deadline ? finish() : setTimeout(check, 5));
         check();
