@@ -107,7 +107,24 @@ export type FailureKind =
   | 'rateLimitsNeedAuth'
   | 'rateLimitsNeedChatgpt'
   | 'notImplemented'
-  | 'internal';
+  | 'internal'
+  // ChatGPT sign-in (docs/chatgpt-login.md)
+  | 'loginServerFailed'
+  | 'deviceCodeFailed'
+  | 'deviceCodeDisabled'
+  | 'loginFailed'
+  | 'loginNotFound'
+  | 'loginNotWaiting'
+  | 'pasteNotSupported'
+  | 'redirectStateMismatch'
+  | 'invalidRedirectUrl'
+  | 'redirectMissingCode'
+  // Managed refresh (SPEC §8.1): a 401 by its code, or a transient failure
+  | 'refreshTokenExpired'
+  | 'refreshTokenReused'
+  | 'refreshTokenInvalidated'
+  | 'refreshTokenRejected'
+  | 'refreshFailed';
 
 export interface AuthFailure {
   kind: FailureKind;

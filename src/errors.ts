@@ -19,6 +19,14 @@ export const FIXED_MESSAGES: Partial<Record<ErrorKind, string>> = {
   discoveryFailed: 'workspace routing discovery failed',
   workspaceMissing: 'selected workspace missing from routing discovery',
   accountIdMissing: 'workspace routing requires a ChatGPT account id',
+  // SPEC §8.1: what the user sees after a 401 from the token endpoint, by its code.
+  refreshTokenExpired:
+    'Your access token could not be refreshed because your refresh token has expired. Please log out and sign in again.',
+  refreshTokenReused:
+    'Your access token could not be refreshed because your refresh token was already used. Please log out and sign in again.',
+  refreshTokenInvalidated:
+    'Your access token could not be refreshed because your refresh token was revoked. Please log out and sign in again.',
+  refreshTokenRejected: 'Your access token could not be refreshed. Please log out and sign in again.',
 };
 
 /**

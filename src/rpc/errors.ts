@@ -21,7 +21,10 @@ export type Recovery =
   | 'relogin'
   | 'retry'
   | 'check_codex_home'
-  | 'login';
+  | 'login'
+  | 'use_browser_login'
+  | 'paste_again'
+  | 'start_login';
 
 /** The `data` member this server adds to every error (the reference sends none). */
 export interface ErrorData {
@@ -101,6 +104,53 @@ const RULES: Record<ErrorKind, Rule> = {
   },
   notImplemented: { code: -32603, reason: 'not_implemented', recovery: 'none', message: given('not implemented') },
   internal: { code: -32603, reason: 'internal', recovery: 'retry', message: 'internal error' },
+  // ChatGPT sign-in (docs/chatgpt-login.md). Start failures answer account/login/start;
+  // the paste kinds answer account/login/complete.
+  loginServerFailed: {
+    code: -32603, reason: 'login_port_unavailable', recovery: 'retry',
+    message: given('failed to start login server'),
+  },
+  deviceCodeFailed: {
+    code: -32603, reason: 'device_code_unavailable', recovery: 'retry',
+    message: given('failed to request device code'),
+  },
+  deviceCodeDisabled: {
+    code: -32600, reason: 'device_code_disabled', recovery: 'use_browser_login',
+    message: 'device code login is not enabled for this Codex server. Use the browser login or verify the server URL.',
+  },
+  loginFailed: { code: -32603, reason: 'login_failed', recovery: 'start_login', message: given('Login was not completed') },
+  loginNotFound: { code: -32600, reason: 'login_not_found', recovery: 'start_login', message: given('no pending login with this id') },
+  loginNotWaiting: {
+    code: -32600, reason: 'login_not_waiting', recovery: 'none',
+    message: given('the login is not waiting for a redirect URL any more'),
+  },
+  pasteNotSupported: {
+    code: -32600, reason: 'not_browser_login', recovery: 'fix_request',
+    message: 'only a browser login (type "chatgpt") can be completed with a redirect URL',
+  },
+  redirectStateMismatch: { code: -32600, reason: 'state_mismatch', recovery: 'paste_again', message: 'State mismatch' },
+  invalidRedirectUrl: { code: -32600, reason: 'invalid_redirect_url', recovery: 'paste_again', message: given('invalid redirect URL') },
+  redirectMissingCode: {
+    code: -32600, reason: 'missing_code', recovery: 'paste_again',
+    message: 'Missing authorization code. Sign-in could not be completed.',
+  },
+  refreshTokenExpired: {
+    code: -32603, reason: 'refresh_token_expired', recovery: 'relogin',
+    message: FIXED_MESSAGES.refreshTokenExpired!,
+  },
+  refreshTokenReused: {
+    code: -32603, reason: 'refresh_token_reused', recovery: 'relogin',
+    message: FIXED_MESSAGES.refreshTokenReused!,
+  },
+  refreshTokenInvalidated: {
+    code: -32603, reason: 'refresh_token_invalidated', recovery: 'relogin',
+    message: FIXED_MESSAGES.refreshTokenInvalidated!,
+  },
+  refreshTokenRejected: {
+    code: -32603, reason: 'refresh_token_rejected', recovery: 'relogin',
+    message: FIXED_MESSAGES.refreshTokenRejected!,
+  },
+  refreshFailed: { code: -32603, reason: 'refresh_failed', recovery: 'retry', message: given('Failed to refresh token') },
 };
 
 /** The single place that turns a failure into a wire error. */
