@@ -11,10 +11,14 @@ export interface LoginAttemptInput {
   deadlineMs: number;
 }
 
-/** What the `account/login/start` reply carries once the attempt is ready. */
+/**
+ * What the `account/login/start` reply carries once the attempt is ready. The
+ * auth URL holds the login's `state` and the user code is what a phisher
+ * wants: both stay `Secret` until the adapter writes the reply.
+ */
 export type LoginReadyDetails =
-  | { flow: 'browser'; authUrl: string }
-  | { flow: 'device'; verificationUrl: string; userCode: string };
+  | { flow: 'browser'; authUrl: Secret }
+  | { flow: 'device'; verificationUrl: string; userCode: Secret };
 
 /** An authorization code and what redeeming it needs (SPEC §6.3; §7 for device codes). */
 export interface Grant {

@@ -34,6 +34,8 @@ export interface IssuerRequest {
   query: string;
   headers: IncomingMessage['headers'];
   body: string;
+  /** When it arrived (ms since the epoch). */
+  at: number;
 }
 
 interface CodeRecord {
@@ -170,7 +172,7 @@ export class Issuer {
     req.setEncoding('utf8');
     for await (const chunk of req) body += chunk;
     const url = new URL(req.url ?? '/', this.origin);
-    this.requests.push({ method: req.method ?? '', path: url.pathname, query: url.search.slice(1), headers: req.headers, body });
+    this.requests.push({ method: req.method ?? '', path: url.pathname, query: url.search.slice(1), headers: req.headers, body, at: Date.now() });
     const json = (status: number, value: unknown) => {
       res.writeHead(status, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify(value));

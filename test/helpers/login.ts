@@ -119,7 +119,13 @@ export function startAttempt(deps: LoginDeps, input: Partial<LoginAttemptInput> 
 /** The auth URL of a ready browser attempt. */
 export function authUrlOf(report: LoginAttemptReport): string {
   if (report.type !== 'loginAttempt.ready' || report.details.flow !== 'browser') throw new Error(`not a ready browser login: ${JSON.stringify(report)}`);
-  return report.details.authUrl;
+  return report.details.authUrl.reveal();
+}
+
+/** The user code of a ready device attempt. */
+export function userCodeOf(report: LoginAttemptReport): string {
+  if (report.type !== 'loginAttempt.ready' || report.details.flow !== 'device') throw new Error(`not a ready device login: ${JSON.stringify(report)}`);
+  return report.details.userCode.reveal();
 }
 
 /** Fails when any secret the issuer handed out shows up in `texts`. */

@@ -54,7 +54,7 @@ export function openBrowserChannel(deps: LoginDeps, input: ChannelInput, sendBac
         allowedWorkspaceIds: input.policy.forcedWorkspaceIds,
       });
       deps.log.info(`login ${input.loginId}: callback server listening on 127.0.0.1:${opened.port}`);
-      sendBack({ type: 'channel.ready', details: { flow: 'browser', authUrl } });
+      sendBack({ type: 'channel.ready', details: { flow: 'browser', authUrl: new Secret(authUrl) } });
     },
     (error: unknown) => {
       if (!signal.aborted) sendBack({ type: 'channel.startFailed', failure: toFailure(error, 'loginServerFailed') });
@@ -110,7 +110,7 @@ export function openDeviceChannel(deps: LoginDeps, _input: ChannelInput, sendBac
       return;
     }
     if (signal.aborted) return;
-    sendBack({ type: 'channel.ready', details: { flow: 'device', verificationUrl: device.verificationUrl, userCode: device.userCode } });
+    sendBack({ type: 'channel.ready', details: { flow: 'device', verificationUrl: device.verificationUrl, userCode: new Secret(device.userCode) } });
     try {
       const grant = await pollDeviceCode(deps, deps.issuer, device, signal, deps.devicePoll);
       sendBack({ type: 'channel.code', grant, requestId: null });
