@@ -82,7 +82,9 @@ describe('login attempt machine graph', () => {
   });
 
   it('should never save a login to a workspace outside the forced list', () => {
-    const events = EVENTS.filter((e) => !(e.type === 'xstate.done.actor.exchangeCode' && (e as { output: ExchangedTokens }).output.claims.accountId === 'ws-1'));
+    const allowed = EVENTS[7]!;
+    expect((allowed as unknown as { output: ExchangedTokens }).output.claims.accountId).toBe('ws-1');
+    const events = EVENTS.filter((e) => e !== allowed);
     const paths = getShortestPaths(chart, { events, input: input(['ws-1']) });
     const reached = new Set(paths.flatMap((p) => activePaths(p.state.value)));
     expect(reached.has('failed')).toBe(true);
