@@ -21,7 +21,15 @@ const ApiKeyResponseSchema = z.looseObject({ access_token: z.string() });
 /** The caller's abort and the per-call deadline, whichever comes first. */
 export function withDeadline(signal: AbortSignal | undefined, timeoutMs: number): AbortSignal {
   const timeout = AbortSignal.timeout(timeoutMs);
-  return signal ? AbortSignal.any([signal, timeout]) : timeout;
+  if (!signal) return timeout;
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any([signal, timeout]);
+  // Node 20.0–20.2 lack AbortSignal.any.
+  const both = new AbortController();
+  for (const s of [signal, timeout]) {
+    if (s.aborted) both.abort(s.reason);
+    else s.addEventListener('abort', () => both.abort(s.reason), { once: true });
+  }
+  return both.signal;
 }
 
 /**
