@@ -1,4 +1,4 @@
-import { access, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { access, mkdir, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import * as z from 'zod/mini';
 import type { StoredAuth, StoredChatgpt } from '../../machines/account-types.js';
@@ -7,6 +7,7 @@ import { AuthError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { expecting, serdeMessage, str } from '../protocol/serde.js';
 import { readClaims } from './jwt.js';
+import { withAuthJsonLock, withAuthLock } from './lock.js';
 
 /** Where credentials live: `auth.json`, or memory for `ephemeral`. */
 export interface CredentialStore {
@@ -116,24 +117,26 @@ const errnoText = (error: unknown) => {
 
 const exists = (path: string) => access(path).then(() => true, () => false);
 
-/** Empty lock files Codex keeps beside auth.json (SPEC §5); created on first write. */
-async function touch(path: string, mode: number): Promise<void> {
-  const handle = await open(path, 'a', mode);
-  await handle.close();
-}
-
 export interface FileStoreOptions {
   authPath: string;
   log: Logger;
   now?: () => Date;
+  /** How long a write waits for `auth.lock` while another process updates the credentials. */
+  lockTimeoutMs?: number;
 }
 
 /**
  * `auth.json` in `CODEX_HOME`: written atomically (temp file + fsync + rename
  * by write-file-atomic) with mode 0600. A corrupt file is never overwritten or
  * deleted silently: it is moved aside to `auth.json.corrupt-<time>` and logged.
+ * Every write or removal holds Codex's locks (SPEC §8.1, src/effects/lock.ts):
+ * `auth.lock` for the whole update, `auth.json.lock` around the rename/unlink.
  */
-export function createFileStore({ authPath, log, now = () => new Date() }: FileStoreOptions): CredentialStore {
+export function createFileStore({ authPath, log, now = () => new Date(), lockTimeoutMs }: FileStoreOptions): CredentialStore {
+  const home = dirname(authPath);
+  const underLocks = <T>(fn: () => Promise<T>) =>
+    withAuthLock(home, () => withAuthJsonLock(home, fn), lockTimeoutMs === undefined ? {} : { timeoutMs: lockTimeoutMs });
+
   const setAsideIfCorrupt = async (): Promise<void> => {
     let text: string;
     try {
@@ -169,13 +172,13 @@ export function createFileStore({ authPath, log, now = () => new Date() }: FileS
 
     async save(auth) {
       try {
-        await mkdir(dirname(authPath), { recursive: true, mode: 0o700 });
-        await setAsideIfCorrupt();
-        await touch(`${authPath}.lock`, 0o600);
-        await touch(`${dirname(authPath)}/auth.lock`, 0o644);
+        await mkdir(home, { recursive: true, mode: 0o700 });
         // Loaded on first write: its start-up cost (signal-exit hooks) is not worth paying on every spawn.
         const { default: writeFileAtomic } = await import('write-file-atomic');
-        await writeFileAtomic(authPath, serializeAuth(auth), { mode: 0o600 });
+        await underLocks(async () => {
+          await setAsideIfCorrupt();
+          await writeFileAtomic(authPath, serializeAuth(auth), { mode: 0o600 });
+        });
       } catch (error) {
         const what = auth.kind === 'apiKey' ? 'api key' : 'credentials';
         throw new AuthError('storageFailed', `failed to save ${what}: ${errnoText(error)}`);
@@ -185,8 +188,12 @@ export function createFileStore({ authPath, log, now = () => new Date() }: FileS
 
     async clear() {
       try {
-        await setAsideIfCorrupt();
-        await unlink(authPath);
+        // No CODEX_HOME, nothing to remove: do not create it just to take its locks.
+        if (!(await exists(home))) return;
+        await underLocks(async () => {
+          await setAsideIfCorrupt();
+          await unlink(authPath);
+        });
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
         throw new AuthError('storageFailed', `failed to remove ${authPath}: ${errnoText(error)}`);

@@ -1,10 +1,12 @@
-import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { Secret } from '../../machines/secret.js';
 import { createFileStore, createMemoryStore, parseAuth, serializeAuth } from '../../src/effects/storage.js';
 import { AuthError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
+import { holdWithFlock } from '../helpers/flock.js';
 import { chatgptJwt } from '../helpers/jwt.js';
 import { tempHome } from '../helpers/server-process.js';
 
@@ -113,7 +115,8 @@ describe('auth.json storage', () => {
     const { store: s, home } = store();
     writeFileSync(join(home, 'auth.json'), '[1, 2');
     await s.clear();
-    expect(readdirSync(home)).toEqual(['auth.json.corrupt-2026-11-25T01-02-03-456Z']);
+    // Removing is a write too: it holds Codex's locks, whose files stay (SPEC §5).
+    expect(readdirSync(home).sort()).toEqual(['auth.json.corrupt-2026-11-25T01-02-03-456Z', 'auth.json.lock', 'auth.lock']);
   });
 
   it('never overwrites an earlier backup of a corrupt file', async () => {
@@ -233,5 +236,58 @@ describe('auth.json storage', () => {
     const b = createMemoryStore();
     await a.save({ kind: 'apiKey', apiKey: new Secret('sk-a') });
     expect(await b.load()).toBeNull();
+  });
+
+  it('waits for auth.lock held by flock(1) before writing, then writes over what the holder left', async () => {
+    const { store: s, home, authPath } = store();
+    const codex = await holdWithFlock(join(home, 'auth.lock'), `printf '{"OPENAI_API_KEY":"sk-codex"}' > '${authPath}'`);
+    try {
+      const saved = s.save({ kind: 'apiKey', apiKey: new Secret('sk-ours') });
+      await sleep(100);
+      expect(existsSync(authPath)).toBe(false);
+      await codex.release();
+      await saved;
+      expect(JSON.parse(readFileSync(authPath, 'utf8')).OPENAI_API_KEY).toBe('sk-ours');
+    } finally {
+      await codex.release();
+    }
+  });
+
+  it('fails a write with storageFailed when auth.lock stays held past the lock deadline', async () => {
+    const home = tempHome();
+    const authPath = join(home, 'auth.json');
+    const s = createFileStore({ authPath, log: quiet, lockTimeoutMs: 80 });
+    const codex = await holdWithFlock(join(home, 'auth.lock'));
+    try {
+      await expect(s.save({ kind: 'apiKey', apiKey: new Secret('sk-x') })).rejects.toMatchObject({
+        kind: 'storageFailed',
+        message: expect.stringMatching(/^failed to save api key: timed out waiting for .*auth\.lock/),
+      });
+      expect(existsSync(authPath)).toBe(false);
+    } finally {
+      await codex.release();
+    }
+  });
+
+  it('holds auth.json.lock around the unlink on clear', async () => {
+    const { store: s, home, authPath } = store();
+    await s.save({ kind: 'apiKey', apiKey: new Secret('sk') });
+    const other = await holdWithFlock(join(home, 'auth.json.lock'));
+    try {
+      const cleared = s.clear();
+      await sleep(100);
+      expect(existsSync(authPath)).toBe(true);
+      await other.release();
+      await cleared;
+      expect(existsSync(authPath)).toBe(false);
+    } finally {
+      await other.release();
+    }
+  });
+
+  it('does not create a missing CODEX_HOME just to clear nothing', async () => {
+    const home = join(tempHome(), 'absent');
+    await createFileStore({ authPath: join(home, 'auth.json'), log: quiet }).clear();
+    expect(existsSync(home)).toBe(false);
   });
 });
