@@ -106,6 +106,9 @@ export type FailureKind =
   | 'accountIdMissing'
   | 'rateLimitsNeedAuth'
   | 'rateLimitsNeedChatgpt'
+  | 'backendFailed'
+  | 'backendUnauthorized'
+  | 'backendTimeout'
   | 'notImplemented'
   | 'internal';
 

@@ -99,6 +99,12 @@ const RULES: Record<ErrorKind, Rule> = {
     code: -32600, reason: 'chatgpt_auth_required', recovery: 'use_chatgpt_login',
     message: 'chatgpt authentication required to read rate limits',
   },
+  // ChatGPT-backend calls (SPEC §10, §12.3): the message carries the reference's full text.
+  backendFailed: { code: -32603, reason: 'backend_request_failed', recovery: 'retry', message: given('backend request failed') },
+  backendUnauthorized: {
+    code: -32603, reason: 'backend_unauthorized', recovery: 'relogin', message: given('backend request unauthorized'),
+  },
+  backendTimeout: { code: -32603, reason: 'backend_timeout', recovery: 'retry', message: given('backend request timed out') },
   notImplemented: { code: -32603, reason: 'not_implemented', recovery: 'none', message: given('not implemented') },
   internal: { code: -32603, reason: 'internal', recovery: 'retry', message: 'internal error' },
 };
