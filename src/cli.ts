@@ -4,6 +4,7 @@ import { createActors } from './effects/actors.js';
 import { createFetch } from './effects/http.js';
 import { createFileStore, createMemoryStore, createUnavailableKeyringStore, type CredentialStore } from './effects/storage.js';
 import { createLogger, type Logger } from './log.js';
+import { describeThrown } from './rpc/ndjson.js';
 import { startServer } from './rpc/server.js';
 import { detectPlatform, SERVER_VERSION, type PlatformInfo } from './user-agent.js';
 
@@ -79,7 +80,10 @@ export function main(argv: readonly string[]): void {
   // The host went away mid-write (EPIPE): nobody is left to answer.
   process.stdout.on('error', () => process.exit(0));
   // A stray rejection is a bug to log, not a reason to drop the host's session.
-  process.on('unhandledRejection', (reason) => log.error('unhandled rejection:', reason));
+  process.on('unhandledRejection', (reason) => log.error('unhandled rejection:', describeThrown(reason)));
+  // Last line of defence (issue 5): every layer catches its own failures; should a bug slip
+  // through, the host keeps its server and stderr says what happened.
+  process.on('uncaughtException', (error) => log.error('uncaught exception (a bug):', describeThrown(error)));
 }
 
 main(process.argv.slice(2));

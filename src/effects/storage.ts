@@ -1,5 +1,5 @@
-import { access, mkdir, readFile, rename, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { access, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import * as z from 'zod/mini';
 import type { StoredAuth, StoredChatgpt } from '../../machines/account-types.js';
 import { Secret } from '../../machines/secret.js';
@@ -71,11 +71,14 @@ export function parseAuth(text: string, path: string): StoredAuth | null {
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new AuthError('authFileCorrupt', `${path} is not valid JSON (${(error as Error).message}); log in again to replace it`);
+    // Not the parser's message: it quotes the file, which may hold a key.
+    const at = /position (\d+)/.exec((error as Error).message)?.[1];
+    throw new AuthError('authFileCorrupt', `${path} is not valid JSON${at ? ` (at position ${at})` : ''}; log in again to replace it`);
   }
   const parsed = AuthDotJsonSchema.safeParse(json, { reportInput: true });
   if (!parsed.success) {
-    throw new AuthError('authFileCorrupt', `${path} has an unexpected layout (${serdeMessage(parsed.error)}); log in again to replace it`);
+    const why = serdeMessage(parsed.error, { quoteStrings: false });
+    throw new AuthError('authFileCorrupt', `${path} has an unexpected layout (${why}); log in again to replace it`);
   }
   const file = parsed.data;
   const mode = file.auth_mode ?? (typeof file.OPENAI_API_KEY === 'string' ? 'apikey' : file.tokens ? 'chatgpt' : null);
@@ -117,6 +120,59 @@ const errnoText = (error: unknown) => {
 
 const exists = (path: string) => access(path).then(() => true, () => false);
 
+/** Temp files of earlier versions (write-file-atomic's `auth.json.<hash>`); they may hold a full credential. */
+const LEGACY_TEMP = /^auth\.json\.[0-9a-f]{6,}$/;
+/** A temp file this old cannot belong to a live writer (a write takes milliseconds). */
+export const STALE_TEMP_MS = 10_000;
+
+/**
+ * Writes `path` atomically with one fixed temp name (`.auth.json.tmp` beside
+ * it), created exclusively with the final mode, synced, then renamed over
+ * the target. A writer killed half-way leaves at most that one file, which
+ * the next write, a restart or a logout removes: nothing accumulates
+ * (issue 5; write-file-atomic left a new `auth.json.<hash>` per interrupted
+ * write). Callers serialise writes (one store per process, the auth lock
+ * across processes). `renameUnder` wraps the rename alone (the store passes
+ * Codex's `auth.json.lock`, SPEC §8.1).
+ */
+export async function writeAtomically(
+  path: string,
+  data: string,
+  mode: number,
+  renameUnder: (rename: () => Promise<void>) => Promise<void> = (fn) => fn(),
+): Promise<void> {
+  const temp = tempPathOf(path);
+  let handle;
+  try {
+    handle = await open(temp, 'wx', mode);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    await unlink(temp); // left by a killed writer
+    handle = await open(temp, 'wx', mode);
+  }
+  try {
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await renameUnder(() => rename(temp, path));
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
+  // Make the rename itself durable; not every file system allows fsync on a directory.
+  try {
+    const dir = await open(dirname(path), 'r');
+    await dir.sync().finally(() => dir.close());
+  } catch {
+    /* best effort */
+  }
+}
+
+export const tempPathOf = (path: string) => join(dirname(path), `.${basename(path)}.tmp`);
+
 export interface FileStoreOptions {
   authPath: string;
   log: Logger;
@@ -126,16 +182,20 @@ export interface FileStoreOptions {
 }
 
 /**
- * `auth.json` in `CODEX_HOME`: written atomically (temp file + fsync + rename
- * by write-file-atomic) with mode 0600. A corrupt file is never overwritten or
- * deleted silently: it is moved aside to `auth.json.corrupt-<time>` and logged.
+ * `auth.json` in `CODEX_HOME`: written atomically (`writeAtomically`) with
+ * mode 0600. A corrupt file is never overwritten silently by a login: it is
+ * moved aside to `auth.json.corrupt-<time>` and logged. Logout removes every
+ * copy of a credential: the file, its backups and any temp file.
  * Every write or removal holds Codex's locks (SPEC §8.1, src/effects/lock.ts):
- * `auth.lock` for the whole update, `auth.json.lock` around the rename/unlink.
+ * `auth.lock` for the whole update, `auth.json.lock` around each rename/unlink
+ * of `auth.json`.
  */
 export function createFileStore({ authPath, log, now = () => new Date(), lockTimeoutMs }: FileStoreOptions): CredentialStore {
   const home = dirname(authPath);
-  const underLocks = <T>(fn: () => Promise<T>) =>
-    withAuthLock(home, () => withAuthJsonLock(home, fn), lockTimeoutMs === undefined ? {} : { timeoutMs: lockTimeoutMs });
+  const name = basename(authPath);
+  const underAuthLock = (fn: () => Promise<void>) =>
+    withAuthLock(home, fn, lockTimeoutMs === undefined ? {} : { timeoutMs: lockTimeoutMs });
+  const underAuthJsonLock = (fn: () => Promise<void>) => withAuthJsonLock(home, fn);
 
   const setAsideIfCorrupt = async (): Promise<void> => {
     let text: string;
@@ -151,13 +211,48 @@ export function createFileStore({ authPath, log, now = () => new Date(), lockTim
       const base = `${authPath}.corrupt-${now().toISOString().replace(/[:.]/g, '-')}`;
       let backup = base;
       for (let n = 1; await exists(backup); n++) backup = `${base}-${n}`;
-      await rename(authPath, backup);
+      await underAuthJsonLock(() => rename(authPath, backup));
       log.warn(`moved unreadable ${authPath} aside to ${backup}`);
     }
   };
 
+  /**
+   * Removes temp files that interrupted writes left (ours and earlier
+   * versions'); with `everything`, also the backups of corrupt files.
+   * `olderThanMs` spares a temp file a live writer in another process may own.
+   */
+  const removeLeftovers = async ({ everything, olderThanMs }: { everything: boolean; olderThanMs: number }) => {
+    let entries: string[];
+    try {
+      entries = await readdir(home);
+    } catch {
+      return;
+    }
+    const temp = basename(tempPathOf(authPath));
+    for (const entry of entries) {
+      const isTemp = entry === temp || LEGACY_TEMP.test(entry);
+      const isBackup = entry.startsWith(`${name}.corrupt-`);
+      if (!isTemp && !(everything && isBackup)) continue;
+      const path = join(home, entry);
+      try {
+        if (isTemp && olderThanMs > 0 && now().getTime() - (await stat(path)).mtimeMs < olderThanMs) continue;
+        await unlink(path);
+        log.info(`removed ${path}`);
+      } catch {
+        /* gone already, or not ours to remove */
+      }
+    }
+  };
+
+  let cleanedAtStart = false;
+
   return {
     async load() {
+      if (!cleanedAtStart) {
+        cleanedAtStart = true;
+        // Not awaited: nothing a request needs waits for it.
+        void removeLeftovers({ everything: false, olderThanMs: STALE_TEMP_MS });
+      }
       let text: string;
       try {
         text = await readFile(authPath, 'utf8');
@@ -173,11 +268,10 @@ export function createFileStore({ authPath, log, now = () => new Date(), lockTim
     async save(auth) {
       try {
         await mkdir(home, { recursive: true, mode: 0o700 });
-        // Loaded on first write: its start-up cost (signal-exit hooks) is not worth paying on every spawn.
-        const { default: writeFileAtomic } = await import('write-file-atomic');
-        await underLocks(async () => {
+        // The lock files (auth.lock 0644, auth.json.lock 0600) are created by taking them.
+        await underAuthLock(async () => {
           await setAsideIfCorrupt();
-          await writeFileAtomic(authPath, serializeAuth(auth), { mode: 0o600 });
+          await writeAtomically(authPath, serializeAuth(auth), 0o600, underAuthJsonLock);
         });
       } catch (error) {
         const what = auth.kind === 'apiKey' ? 'api key' : 'credentials';
@@ -187,15 +281,23 @@ export function createFileStore({ authPath, log, now = () => new Date(), lockTim
     },
 
     async clear() {
+      // No CODEX_HOME (or a file in its place): nothing to remove, and no reason to create it for its locks.
+      if (!(await stat(home).then((st) => st.isDirectory(), () => false))) return;
       try {
-        // No CODEX_HOME, nothing to remove: do not create it just to take its locks.
-        if (!(await exists(home))) return;
-        await underLocks(async () => {
-          await setAsideIfCorrupt();
-          await unlink(authPath);
+        await underAuthLock(async () => {
+          await underAuthJsonLock(async () => {
+            try {
+              await unlink(authPath);
+            } catch (error) {
+              const code = (error as NodeJS.ErrnoException).code;
+              if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
+            }
+          });
+          // Logout leaves no copy of a credential on disk (issue 5). Under auth.lock,
+          // no other process's write (and so none of its temp files) is in flight.
+          await removeLeftovers({ everything: true, olderThanMs: 0 });
         });
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
         throw new AuthError('storageFailed', `failed to remove ${authPath}: ${errnoText(error)}`);
       }
     },

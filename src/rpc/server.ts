@@ -1,5 +1,4 @@
 import type { Readable, Writable } from 'node:stream';
-import { createMessageConnection, type Message, type MessageConnection } from 'vscode-jsonrpc/node';
 import { createActor, waitFor, type Actor, type InspectionEvent } from 'xstate';
 import type { AccountMachine } from '../../machines/account-machine.js';
 import type { AccountEmitted, AccountInput, RequestEvent, ReplyValue } from '../../machines/account-types.js';
@@ -13,7 +12,7 @@ import { parseLoginId, type InitializeParams, type LoginAccountParams } from '..
 import { serdeMessage } from '../protocol/serde.js';
 import { buildUserAgent, type PlatformInfo } from '../user-agent.js';
 import { errorFromThrown, toResponseError } from './errors.js';
-import { IdTable, NdjsonMessageReader, NdjsonMessageWriter } from './ndjson.js';
+import { describeThrown, LineWriter, parseLine, readLines, type JsonRpcId } from './ndjson.js';
 
 export interface ServerOptions {
   input: Readable;
@@ -36,46 +35,17 @@ export interface ServerOptions {
 export const CLOSE_GRACE_MS = 2_000;
 
 export interface RunningServer {
-  connection: MessageConnection;
-  actor: Actor<AccountMachine>;
-  /** Resolves when the input stream ends. */
+  /** The account actor now serving (replaced if it ever fails). */
+  readonly actor: Actor<AccountMachine>;
+  /** Resolves when the input stream has ended and what was received is answered (or the grace ran out). */
   closed: Promise<void>;
+  /** Writes whatever is buffered for stdout now. */
+  flush(): void;
 }
 
-/**
- * Keeps the wire order the machine decided: a notification emitted after a
- * reply is written only after that reply's response line (SPEC §3.2 order).
- */
-class Outbox {
-  readonly #items: Array<{ reply: string; written: boolean } | { send: () => void }> = [];
-
-  expectReply(requestId: string): void {
-    this.#items.push({ reply: requestId, written: false });
-  }
-
-  notify(send: () => void): void {
-    this.#items.push({ send });
-    this.#drain();
-  }
-
-  responseWritten(requestId: string): void {
-    const item = this.#items.find((i) => 'reply' in i && i.reply === requestId);
-    if (item && 'reply' in item) item.written = true;
-    this.#drain();
-  }
-
-  #drain(): void {
-    while (this.#items.length > 0) {
-      const head = this.#items[0]!;
-      if ('reply' in head) {
-        if (!head.written) return;
-        this.#items.shift();
-      } else {
-        this.#items.shift();
-        head.send();
-      }
-    }
-  }
+/** Method names and string ids are the only input text that may reach a log line; long ones are cut. */
+function shown(text: string): string {
+  return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
 }
 
 interface Session {
@@ -98,9 +68,11 @@ function validate<M extends MethodName>(method: M, raw: unknown): ParamsOf<M> {
     const keys = Object.keys((spec.schema as unknown as { shape: object }).shape);
     params = Object.fromEntries(keys.map((k, i) => [k, (params as unknown[])[i]]).filter(([, v]) => v !== undefined));
   }
-  const result = spec.schema.safeParse(params, { reportInput: true });
-  if (!result.success) throw new AuthError('invalidParams', `Invalid request: ${serdeMessage(result.error)}`);
-  return result.data as ParamsOf<M>;
+  const result = spec.schema.safeParse(params);
+  if (result.success) return result.data as ParamsOf<M>;
+  // Parsed again only to word the error: `reportInput` costs ~20× a plain parse.
+  const worded = spec.schema.safeParse(params, { reportInput: true });
+  throw new AuthError('invalidParams', `Invalid request: ${serdeMessage(worded.error ?? result.error)}`);
 }
 
 /** Wire shapes of the machine's replies (SPEC §3). */
@@ -191,63 +163,47 @@ function toEvent(method: Exclude<MethodName, 'initialize'>, params: unknown, req
 }
 
 /**
- * Wires vscode-jsonrpc over newline-delimited stdio to the account actor.
- * Holds only the connection's session (initialized, capabilities); account
- * state lives in the machine.
+ * Serves newline-delimited JSON-RPC on the given streams (SPEC §1). A small
+ * dispatch loop over our reader and writer stands where vscode-jsonrpc's
+ * `createMessageConnection` stood: that connection read `params.id` of any
+ * `$/cancelRequest` synchronously (one line could end the process), logged
+ * stray messages whole, and dispatched one message per event-loop turn.
+ * Errors still travel as vscode-jsonrpc `ResponseError`s.
+ *
+ * Every request gets exactly one reply, whatever a handler, the machine or
+ * an effect does; no exception raised while handling one message ends the
+ * process or stops the reader.
  */
 export function startServer(options: ServerOptions): RunningServer {
   const { log } = options;
   const now = options.now ?? Date.now;
-  const ids = new IdTable();
-  const outbox = new Outbox();
-  const reader = new NdjsonMessageReader(options.input, ids, log);
-  const writer = new NdjsonMessageWriter(options.output, ids, now, (internal) => outbox.responseWritten(String(internal)));
-
-  // The internal id of the request whose handler vscode-jsonrpc is calling right now.
-  let dispatching: number | undefined;
-  const connection = createMessageConnection(reader, writer, {
-    error: (m) => log.debug(m),
-    warn: (m) => log.debug(m),
-    info: (m) => log.debug(m),
-    log: (m) => log.debug(m),
-  }, {
-    messageStrategy: {
-      handleMessage(message: Message, next: (message: Message) => void) {
-        dispatching = (message as { id?: number }).id;
-        try {
-          next(message);
-        } finally {
-          dispatching = undefined;
-        }
-      },
-    },
-  });
-
-  const actor = createActor(options.machine, {
-    input: options.machineInput,
-    ...(options.inspect ? { inspect: options.inspect } : {}),
-  });
+  const writer = new LineWriter(options.output, now, (error) =>
+    log.error(() => `failed to write to stdout: ${describeThrown(error)}`),
+  );
 
   let session: Session | null = null;
-  const waiting = new Map<string, (reply: Extract<AccountEmitted, { type: 'reply' }>) => void>();
+  let open = 0;
+  let nextSeq = 0;
 
   const notify = (method: string, params: unknown) => {
     if (session?.optOut.has(method)) return;
-    // Straight to the writer: notifications for answered requests still go out after stdin EOF.
-    outbox.notify(() => void writer.write({ jsonrpc: '2.0', method, params } as Message));
+    writer.notification(method, params);
   };
 
-  actor.on('*', (emitted: AccountEmitted) => {
+  // Replies the machine owes, by request sequence number; written the moment it emits them,
+  // so a reply always precedes the notifications the same transition emits.
+  const waiting = new Map<string, (reply: Extract<AccountEmitted, { type: 'reply' }>) => void>();
+
+  const onEmitted = (emitted: AccountEmitted) => {
     switch (emitted.type) {
       case 'reply': {
-        const resolve = waiting.get(emitted.requestId);
-        if (!resolve) {
+        const respond = waiting.get(emitted.requestId);
+        if (!respond) {
           log.warn(`machine replied to unknown request ${emitted.requestId}`);
           return;
         }
         waiting.delete(emitted.requestId);
-        outbox.expectReply(emitted.requestId);
-        resolve(emitted);
+        respond(emitted);
         return;
       }
       case 'login.completed':
@@ -262,39 +218,78 @@ export function startServer(options: ServerOptions): RunningServer {
         notify(NOTIFICATIONS.accountUpdated, { authMode: emitted.authMode, planType: emitted.planType });
         return;
     }
-  });
-  actor.start();
+  };
+
+  const inspect = options.inspect
+    ? (event: InspectionEvent) => {
+        try {
+          options.inspect!(event);
+        } catch (error) {
+          log.warn(() => `inspection callback failed: ${describeThrown(error)}`);
+        }
+      }
+    : undefined;
+
+  /**
+   * Starts an account actor. Should one ever fail (a bug in an action), the
+   * requests it owed are answered with an internal error and a fresh actor
+   * takes over, loading the credentials from storage again.
+   */
+  const startActor = (): Actor<AccountMachine> => {
+    const next = createActor(options.machine, { input: options.machineInput, ...(inspect ? { inspect } : {}) });
+    next.on('*', (emitted: AccountEmitted) => {
+      try {
+        onEmitted(emitted);
+      } catch (error) {
+        log.error(() => `failed to deliver ${emitted.type}: ${describeThrown(error)}`);
+      }
+    });
+    next.subscribe({
+      error: (error) => {
+        log.error(() => `account actor failed, restarting it: ${describeThrown(error)}`);
+        const owed = [...waiting.entries()];
+        waiting.clear();
+        for (const [requestId, respond] of owed) respond({ type: 'reply', requestId, ok: false, failure: { kind: 'internal' } });
+        actor = startActor();
+        if (client) actor.send({ type: 'client.identify', client });
+      },
+    });
+    next.start();
+    return next;
+  };
+  let client: { originator: string; userAgent: string } | null = null;
+  let actor = startActor();
 
   // Account requests are served one at a time, each once the machine is idle.
   let queue: Promise<unknown> = Promise.resolve();
-  const ask = (event: RequestEvent): Promise<unknown> => {
+  const ask = (event: RequestEvent, respond: (reply: Extract<AccountEmitted, { type: 'reply' }>) => void): void => {
     const run = async () => {
       await waitFor(actor, (s) => s.hasTag('idle'), { timeout: Infinity });
-      const reply = await new Promise<Extract<AccountEmitted, { type: 'reply' }>>((resolve) => {
-        waiting.set(event.requestId, resolve);
+      await new Promise<void>((resolve) => {
+        waiting.set(event.requestId, (reply) => {
+          resolve();
+          respond(reply);
+        });
         actor.send(event);
       });
-      if (!reply.ok) throw toResponseError(reply.failure);
-      return toWireResult(reply.value);
     };
-    const result = queue.then(run, run);
-    queue = result.catch(() => undefined);
-    return result;
+    queue = queue.then(run, run).catch((error) => {
+      log.error(() => `request ${event.requestId} failed: ${describeThrown(error)}`);
+      if (waiting.delete(event.requestId)) respond({ type: 'reply', requestId: event.requestId, ok: false, failure: { kind: 'internal' } });
+    });
   };
 
-  const initialize = (params: InitializeParams, requestId: string) => {
+  const initialize = (params: InitializeParams) => {
     if (session) throw new AuthError('alreadyInitialized');
     const capabilities = params.capabilities ?? {};
+    const platform = options.platform();
+    const userAgent = buildUserAgent(params.clientInfo, platform, options.env);
     session = {
       optOut: new Set(capabilities.optOutNotificationMethods ?? []),
       experimentalApi: capabilities.experimentalApi ?? false,
     };
-    const platform = options.platform();
-    const userAgent = buildUserAgent(params.clientInfo, platform, options.env);
-    actor.send({ type: 'client.identify', client: { originator: params.clientInfo.name, userAgent } });
-    // configWarning follows the initialize response (SPEC §4).
-    outbox.expectReply(requestId);
-    if (options.configWarning) notify(NOTIFICATIONS.configWarning, options.configWarning);
+    client = { originator: params.clientInfo.name, userAgent };
+    actor.send({ type: 'client.identify', client });
     return {
       userAgent,
       codexHome: options.codexHome,
@@ -303,29 +298,97 @@ export function startServer(options: ServerOptions): RunningServer {
     };
   };
 
-  connection.onRequest(async (method, rawParams) => {
-    const requestId = String(dispatching);
+  /** Answers one request exactly once: `answer` ignores (and logs) any second attempt. */
+  const handleRequest = (id: JsonRpcId, method: string, rawParams: unknown) => {
+    const seq = String(nextSeq++);
+    open++;
+    let answered = false;
+    const answer = (write: () => void) => {
+      if (answered) {
+        log.error(`request ${seq} was answered twice; the second answer was dropped`);
+        return;
+      }
+      answered = true;
+      open--;
+      try {
+        write();
+      } catch (error) {
+        log.error(() => `failed to write the answer to request ${seq}: ${describeThrown(error)}`);
+      }
+    };
+    const fail = (error: unknown) => answer(() => writer.error(id, errorFromThrown(error, log).toJson() as never));
     try {
       if (!isMethodName(method)) throw new AuthError('unknownMethod', unknownMethodMessage(method));
       const params = validate(method, rawParams);
-      if (method === 'initialize') return initialize(params as InitializeParams, requestId);
+      if (method === 'initialize') {
+        const result = initialize(params as InitializeParams);
+        answer(() => writer.result(id, result));
+        // configWarning follows the initialize response (SPEC §4).
+        if (options.configWarning) notify(NOTIFICATIONS.configWarning, options.configWarning);
+        return;
+      }
       if (!session) throw new AuthError('notInitialized');
-      return await ask(toEvent(method, params, requestId, session));
+      const event = toEvent(method, params, seq, session);
+      ask(event, (reply) => {
+        if (reply.ok) {
+          const result = toWireResult(reply.value);
+          answer(() => writer.result(id, result));
+        } else {
+          fail(toResponseError(reply.failure));
+        }
+      });
     } catch (error) {
-      throw errorFromThrown(error, log);
+      fail(error);
     }
-  });
-  // Notifications (`initialized` and any other) need no answer; unknown ones are ignored.
-  connection.onNotification(() => {});
+  };
 
-  // On EOF, answer what was already received (briefly), then report closed.
-  const closed = new Promise<void>((resolve) => {
-    connection.onClose(() => {
-      const deadline = now() + CLOSE_GRACE_MS;
-      const check = () => (ids.outstanding === 0 || now() >= deadline ? resolve() : setTimeout(check, 5));
-      check();
-    });
-  });
-  connection.listen();
-  return { connection, actor, closed };
+  const handleLine = (line: string) => {
+    const message = parseLine(line);
+    switch (message.kind) {
+      case 'invalid':
+        // Never text from the line: it may carry a secret (issue 5).
+        log.warn(`dropping input line (${line.length} chars): ${message.reason}`);
+        return;
+      case 'request':
+        log.debug(() => `request ${typeof message.id === 'string' ? shown(message.id) : String(message.id)} ${shown(message.method)}`);
+        handleRequest(message.id, message.method, message.params);
+        return;
+      case 'notification':
+        // `initialized` needs no answer; unknown notifications (`$/cancelRequest` too) are ignored (SPEC §1).
+        log.debug(() => `notification ${shown(message.method)} ignored`);
+        return;
+      case 'response':
+        // This server has sent no requests yet: a response is stray and ignored (SPEC §1).
+        log.debug('ignoring a response to a request this server never sent');
+        return;
+    }
+  };
+
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
+  const finish = () => {
+    writer.flush();
+    resolveClosed();
+  };
+  readLines(
+    options.input,
+    {
+      line: handleLine,
+      end: () => {
+        // On EOF, answer what was already received (briefly), then report closed.
+        const deadline = now() + CLOSE_GRACE_MS;
+        const check = () => (open === 0 || now() >= deadline ? finish() : setTimeout(check, 5));
+        check();
+      },
+      error: (error) => log.warn(() => `input stream error: ${error.message}`),
+    },
+    log,
+  );
+  return {
+    get actor() {
+      return actor;
+    },
+    closed,
+    flush: () => writer.flush(),
+  };
 }

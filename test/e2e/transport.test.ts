@@ -183,7 +183,7 @@ describe('transport (SPEC §1)', () => {
       const s = await started();
       s.sendRaw('{"apiKey":"sk-very-secret-value", oops}\n');
       await s.request('account/read', {});
-      await s.stderrMatching(/dropping malformed JSON line/);
+      await s.stderrMatching(/dropping input line \(\d+ chars\): malformed JSON/);
       expect(s.stderr).not.toContain('sk-very-secret-value');
     });
 
