@@ -107,6 +107,9 @@ export type FailureKind =
   | 'accountIdMissing'
   | 'rateLimitsNeedAuth'
   | 'rateLimitsNeedChatgpt'
+  | 'backendFailed'
+  | 'backendUnauthorized'
+  | 'backendTimeout'
   | 'notImplemented'
   | 'internal'
   // ChatGPT sign-in (docs/chatgpt-login.md)

@@ -72,6 +72,9 @@ export const ERROR_TEXT: Record<ErrorKind, Text> = {
   refreshTokenInvalidated: FIXED_MESSAGES.refreshTokenInvalidated,
   refreshTokenRejected: FIXED_MESSAGES.refreshTokenRejected,
   refreshFailed: given('Failed to refresh token'),
+  backendFailed: given('backend request failed'),
+  backendUnauthorized: given('backend request unauthorized'),
+  backendTimeout: given('backend request timed out'),
 };
 
 /** The message a failure shows on the wire. */

@@ -79,6 +79,10 @@ const RULES: Record<ErrorKind, Rule> = {
   refreshTokenInvalidated: [INTERNAL, 'refresh_token_invalidated', 'relogin'],
   refreshTokenRejected: [INTERNAL, 'refresh_token_rejected', 'relogin'],
   refreshFailed: [INTERNAL, 'refresh_failed', 'retry'],
+  // ChatGPT-backend calls (SPEC §10, §12.3): the message carries the reference's full text.
+  backendFailed: [INTERNAL, 'backend_request_failed', 'retry'],
+  backendUnauthorized: [INTERNAL, 'backend_unauthorized', 'relogin'],
+  backendTimeout: [INTERNAL, 'backend_timeout', 'retry'],
 };
 
 /** The single place that turns a failure into a wire error. */
