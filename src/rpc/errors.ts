@@ -83,6 +83,10 @@ const RULES: Record<ErrorKind, Rule> = {
   backendFailed: [INTERNAL, 'backend_request_failed', 'retry'],
   backendUnauthorized: [INTERNAL, 'backend_unauthorized', 'relogin'],
   backendTimeout: [INTERNAL, 'backend_timeout', 'retry'],
+  // The host's answer to account/chatgptAuthTokens/refresh (SPEC §9.3).
+  hostRefreshFailed: [INTERNAL, 'host_refresh_failed', 'logout_or_update_tokens'],
+  hostRefreshTimeout: [INTERNAL, 'host_refresh_timeout', 'retry'],
+  refreshWorkspaceNotAllowed: [INTERNAL, 'workspace_not_allowed', 'logout_or_update_tokens'],
 };
 
 /** The single place that turns a failure into a wire error. */

@@ -232,8 +232,8 @@ export function startServer(options: ServerOptions): RunningServer {
       }
       if (!session) throw new AuthError('notInitialized');
       // Pure reads: straight from the snapshot when the answer is known (no event, no macrostep).
-      if (method === 'account/read' && !(params as ParamsOf<'account/read'>).refreshToken) {
-        const view = readAccount(actor.getSnapshot());
+      if (method === 'account/read') {
+        const view = readAccount(actor.getSnapshot(), (params as ParamsOf<'account/read'>).refreshToken ?? false);
         if (view) return fromView(view, accountResult);
       } else if (method === 'getAuthStatus') {
         const view = readAuthStatus(actor.getSnapshot(), (params as ParamsOf<'getAuthStatus'>).includeToken ?? false);
