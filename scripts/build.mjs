@@ -17,9 +17,25 @@ await build({
   sourcemap: 'linked',
   legalComments: 'none',
   // Loaded from node_modules only when SSL_CERT_FILE asks for it: kept out of the start-up bundle.
-  external: ['undici'],
+  // The keyring's native module is only ever loaded by the helper below, never by the server.
+  external: ['undici', '@napi-rs/keyring'],
   // The bundle runs inside vm.Script (bin/loader.cjs), which has no dynamic-import hook: use require().
   supported: { 'dynamic-import': false },
+  logLevel: 'warning',
+});
+
+// The keyring helper: a child process the keyring store starts on first use
+// (src/effects/keyring-helper.ts). The native module stays in node_modules.
+await build({
+  entryPoints: ['src/effects/keyring-helper.ts'],
+  outfile: 'dist/keyring-helper.cjs',
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  minify: true,
+  legalComments: 'none',
+  external: ['@napi-rs/keyring'],
   logLevel: 'warning',
 });
 

@@ -2,7 +2,10 @@ import { accountMachine } from '../machines/account-machine.js';
 import { loadConfig, type Config } from './config.js';
 import { createActors } from './effects/actors.js';
 import { createFetch } from './effects/http.js';
-import { createFileStore, createMemoryStore, createUnavailableKeyringStore, type CredentialStore } from './effects/storage.js';
+import { join } from 'node:path';
+import { createAutoStore, createKeyringStore } from './effects/keyring-store.js';
+import { createFileStore, createMemoryStore } from './effects/storage.js';
+import { describedStore, type DescribedStore } from './effects/store-info.js';
 import { createLogger, type Logger } from './log.js';
 import { startServer } from './rpc/server.js';
 import { detectPlatform, SERVER_VERSION, type PlatformInfo } from './user-agent.js';
@@ -14,18 +17,34 @@ newline-delimited JSON on stdin/stdout. Logs go to stderr.
 
 Environment: CODEX_HOME, CODEX_APP_SERVER_LOGIN_ISSUER, CODEX_REFRESH_TOKEN_URL_OVERRIDE,
 CODEX_REVOKE_TOKEN_URL_OVERRIDE, SSL_CERT_FILE, CODEX_ACCOUNT_SERVER_LOG (error|warn|info|debug),
-CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS.
+CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS.
 `;
 
-function createStore(config: Config, log: Logger): CredentialStore {
-  switch (config.credentialsStore) {
+/**
+ * The credential store `cli_auth_credentials_store` asks for. `describe()`
+ * says which is in use and why (for the state API).
+ */
+export function createStore(config: Config, log: Logger): DescribedStore {
+  const configured = config.credentialsStore;
+  switch (configured) {
     case 'ephemeral':
-      return createMemoryStore();
+      return describedStore(createMemoryStore(), { configured, backend: 'memory', reason: 'configured', location: 'memory', problem: null });
+    case 'file':
+      return describedStore(createFileStore({ authPath: config.authPath, log }), {
+        configured, backend: 'file', reason: 'configured', location: config.authPath, problem: null,
+      });
     case 'keyring':
-      return createUnavailableKeyringStore();
-    default:
-      // `auto` falls back to the file, as Codex does where no keyring is available.
-      return createFileStore({ authPath: config.authPath, log });
+    case 'auto': {
+      const keyring = createKeyringStore({
+        codexHome: config.codexHome,
+        log,
+        timeoutMs: config.keyringTimeoutMs,
+        // Beside dist/cli.cjs; the native module is loaded there, never here.
+        helperPath: join(__dirname, 'keyring-helper.cjs'),
+      });
+      if (configured === 'keyring') return keyring;
+      return createAutoStore({ keyring, file: createFileStore({ authPath: config.authPath, log }), authPath: config.authPath, log });
+    }
   }
 }
 

@@ -37,6 +37,8 @@ export interface Config {
   revokeTokenUrl: string;
   /** Deadline for each backend HTTP call. */
   httpTimeoutMs: number;
+  /** Deadline for each OS keyring (Secret Service) call. */
+  keyringTimeoutMs: number;
   logLevel: LogLevel;
   warning: ConfigWarning | null;
 }
@@ -179,6 +181,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     refreshTokenUrl: env.CODEX_REFRESH_TOKEN_URL_OVERRIDE || 'https://auth.openai.com/oauth/token',
     revokeTokenUrl: env.CODEX_REVOKE_TOKEN_URL_OVERRIDE || 'https://auth.openai.com/oauth/revoke',
     httpTimeoutMs: positiveInt(env.CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, 10_000),
+    // Generous: on a desktop a locked collection shows an unlock prompt the user has to answer.
+    keyringTimeoutMs: positiveInt(env.CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS, 30_000),
     logLevel: parseLogLevel(env.CODEX_ACCOUNT_SERVER_LOG),
     warning,
   });

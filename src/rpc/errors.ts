@@ -21,6 +21,8 @@ export type Recovery =
   | 'relogin'
   | 'retry'
   | 'check_codex_home'
+  | 'check_keyring'
+  | 'unlock_keyring'
   | 'login';
 
 /** The `data` member this server adds to every error (the reference sends none). */
@@ -79,6 +81,10 @@ const RULES: Record<ErrorKind, Rule> = {
   },
   authFileCorrupt: { code: -32603, reason: 'auth_file_corrupt', recovery: 'relogin', message: given('auth.json is not valid') },
   storageFailed: { code: -32603, reason: 'storage_failed', recovery: 'check_codex_home', message: given('storage failed') },
+  keyringUnavailable: {
+    code: -32603, reason: 'keyring_unavailable', recovery: 'check_keyring', message: given('the OS keyring is unavailable'),
+  },
+  keyringLocked: { code: -32603, reason: 'keyring_locked', recovery: 'unlock_keyring', message: given('the OS keyring is locked') },
   discoveryFailed: {
     code: -32603, reason: 'routing_discovery_failed', recovery: 'retry',
     message: given(FIXED_MESSAGES.discoveryFailed!),
