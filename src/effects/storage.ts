@@ -8,9 +8,9 @@ import type { Logger } from '../log.js';
 import { expecting, serdeMessage, str } from '../protocol/serde.js';
 import { readClaims } from './jwt.js';
 
-/** Where credentials live: `auth.json`, or memory for `ephemeral`. */
+/** Where credentials live: `auth.json`, memory for `ephemeral`, the OS keyring (keyring-store.ts). */
 export interface CredentialStore {
-  /** `null` when nothing is stored. Throws `AuthError` (`authFileCorrupt`, `storageFailed`). */
+  /** `null` when nothing is stored. Throws `AuthError` (`authFileCorrupt`, `storageFailed`, `keyring…`). */
   load(): Promise<StoredAuth | null>;
   save(auth: StoredAuth): Promise<StoredAuth>;
   clear(): Promise<void>;
@@ -203,22 +203,5 @@ export function createMemoryStore(): CredentialStore {
     clear: async () => {
       current = null;
     },
-  };
-}
-
-/**
- * `keyring`: no OS keyring backend yet. Nothing is read from it, and saving
- * fails with a clear error rather than falling back to a file silently.
- */
-export function createUnavailableKeyringStore(): CredentialStore {
-  return {
-    load: async () => null,
-    save: async () => {
-      throw new AuthError(
-        'storageFailed',
-        'OS keyring storage is not supported by codex-account-server yet; set cli_auth_credentials_store = "file" or "ephemeral" in config.toml',
-      );
-    },
-    clear: async () => {},
   };
 }

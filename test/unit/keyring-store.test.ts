@@ -1,9 +1,10 @@
-import { mkdirSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Secret } from '../../machines/secret.js';
-import { createKeyringStore, describeItem, keyringItemFor } from '../../src/effects/keyring-store.js';
+import { createAutoStore, createKeyringStore, describeItem, keyringItemFor } from '../../src/effects/keyring-store.js';
+import { createFileStore } from '../../src/effects/storage.js';
 import { describeStore } from '../../src/effects/store-info.js';
 import { AuthError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
@@ -98,5 +99,30 @@ describe('the keyring store against a D-Bus that hangs', () => {
       'failed to load CLI auth from keyring: Platform secure storage failure: the Secret Service did not answer within 200 ms',
       'failed to load CLI auth from keyring: Platform secure storage failure: the Secret Service did not answer within 200 ms',
     ]);
+  });
+});
+
+describe('describe() of the auto store', () => {
+  const autoStore = () => {
+    const home = tempHome();
+    const authPath = join(home, 'auth.json');
+    const bus = `unix:path=${join(home, 'no-bus')}`;
+    const keyring = createKeyringStore({ codexHome: home, log: quiet, timeoutMs: 5_000, helperPath, env: { ...process.env, DBUS_SESSION_BUS_ADDRESS: bus } });
+    return { authPath, store: createAutoStore({ keyring, file: createFileStore({ authPath, log: quiet }), authPath, log: quiet }) };
+  };
+
+  it('names the keyring before anything was tried', () => {
+    const { store } = autoStore();
+    expect(store.describe()).toMatchObject({ configured: 'auto', backend: 'keyring', reason: 'configured', problem: null });
+    expect(store.describe().location).toMatch(/^Secret Service item service="Codex Auth" username="cli\|[0-9a-f]{16}"$/);
+  });
+
+  it('names auth.json and the reason after a fallback', async () => {
+    const { store, authPath } = autoStore();
+    await store.save({ kind: 'apiKey', apiKey: new Secret('sk-fell-back') });
+    expect(existsSync(authPath)).toBe(true);
+    const info = store.describe();
+    expect(info).toMatchObject({ configured: 'auto', backend: 'file', reason: 'keyring_unavailable', location: authPath });
+    expect(info.problem).toMatch(/no secret service provider or dbus session found/);
   });
 });
