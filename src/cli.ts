@@ -1,8 +1,8 @@
+import { join } from 'node:path';
 import { accountMachine } from '../machines/account-machine.js';
 import { loadConfig, type Config } from './config.js';
 import { createActors } from './effects/actors.js';
 import { createFetch } from './effects/http.js';
-import { join } from 'node:path';
 import { createAutoStore, createKeyringStore } from './effects/keyring-store.js';
 import { createFileStore, createMemoryStore } from './effects/storage.js';
 import { describedStore, type DescribedStore } from './effects/store-info.js';
@@ -24,7 +24,7 @@ CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS.
  * The credential store `cli_auth_credentials_store` asks for. `describe()`
  * says which is in use and why (for the state API).
  */
-export function createStore(config: Config, log: Logger): DescribedStore {
+function createStore(config: Config, log: Logger): DescribedStore {
   const configured = config.credentialsStore;
   switch (configured) {
     case 'ephemeral':
@@ -39,7 +39,7 @@ export function createStore(config: Config, log: Logger): DescribedStore {
         codexHome: config.codexHome,
         log,
         timeoutMs: config.keyringTimeoutMs,
-        // Beside dist/cli.cjs; the native module is loaded there, never here.
+        // Beside dist/cli.cjs. Only this helper process loads the native module, never the server.
         helperPath: join(__dirname, 'keyring-helper.cjs'),
       });
       if (configured === 'keyring') return keyring;
@@ -70,9 +70,11 @@ export function main(argv: readonly string[]): void {
   const log = createLogger(config.logLevel);
   if (config.warning) log.warn(`${config.warning.summary} ${config.warning.details}`);
 
+  // `store.describe()` says which store is in use and why (for `account/state/read`).
+  const store = createStore(config, log);
   const machine = accountMachine.provide({
     actors: createActors({
-      store: createStore(config, log),
+      store,
       fetch: createFetch(process.env, log),
       chatgptBaseUrl: config.chatgptBaseUrl,
       revokeTokenUrl: config.revokeTokenUrl,
