@@ -102,6 +102,10 @@ export type FailureKind =
   | 'invalidToken'
   | 'authFileCorrupt'
   | 'storageFailed'
+  /** The OS keyring (Secret Service) cannot be reached, or did not answer in time. */
+  | 'keyringUnavailable'
+  /** The keyring collection is locked and this process cannot unlock it. */
+  | 'keyringLocked'
   | 'discoveryFailed'
   | 'workspaceMissing'
   | 'accountIdMissing'

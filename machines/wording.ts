@@ -80,6 +80,8 @@ export const ERROR_TEXT: Record<ErrorKind, Text> = {
   hostRefreshFailed: given(HOST_REFRESH_TEXT_INVALID),
   hostRefreshTimeout: given('auth refresh request timed out'),
   refreshWorkspaceNotAllowed: given('Login is restricted to another workspace'),
+  keyringUnavailable: given('the OS keyring is unavailable'),
+  keyringLocked: given('the OS keyring is locked'),
 };
 
 /** The message a failure shows on the wire. */

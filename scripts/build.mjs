@@ -18,9 +18,25 @@ await build({
   legalComments: 'none',
   // Loaded from node_modules only when needed, kept out of the start-up bundle: undici when
   // SSL_CERT_FILE asks for it, fs-ext (a native addon, cannot be bundled) on the first credential write.
-  external: ['undici', 'fs-ext'],
+  // The keyring's native module is only ever loaded by its helper process, never by the server.
+  external: ['undici', 'fs-ext', '@napi-rs/keyring'],
   // The bundle runs inside vm.Script (bin/loader.cjs), which has no dynamic-import hook: use require().
   supported: { 'dynamic-import': false },
+  logLevel: 'warning',
+});
+
+// The keyring helper: a child process the keyring store starts on first use
+// (src/effects/keyring-helper.ts). The native module stays in node_modules.
+await build({
+  entryPoints: ['src/effects/keyring-helper.ts'],
+  outfile: 'dist/keyring-helper.cjs',
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  minify: true,
+  legalComments: 'none',
+  external: ['@napi-rs/keyring'],
   logLevel: 'warning',
 });
 

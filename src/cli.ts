@@ -1,9 +1,13 @@
+import { join } from 'node:path';
 import { accountMachine } from '../machines/account-machine.js';
 import { loadConfig, type Config } from './config.js';
 import { createActors } from './effects/actors.js';
 import { createFetch } from './effects/http.js';
-import { createFileStore, createMemoryStore, createUnavailableKeyringStore } from './effects/storage.js';
-import { createCredentialStore, type StoreBackend } from './effects/store.js';
+import { createAutoStore, createKeyringStore } from './effects/keyring-store.js';
+import { createFileStore, createMemoryStore } from './effects/storage.js';
+import { describedStore, type DescribedStore } from './effects/store-info.js';
+import { createCredentialStore } from './effects/store.js';
+import { withAuthLock } from './effects/lock.js';
 import { createLogger, type Logger } from './log.js';
 import { describeThrown } from './rpc/ndjson.js';
 import { startServer } from './rpc/server.js';
@@ -16,18 +20,36 @@ newline-delimited JSON on stdin/stdout. Logs go to stderr.
 
 Environment: CODEX_HOME, CODEX_APP_SERVER_LOGIN_ISSUER, CODEX_REFRESH_TOKEN_URL_OVERRIDE,
 CODEX_REVOKE_TOKEN_URL_OVERRIDE, SSL_CERT_FILE, CODEX_ACCOUNT_SERVER_LOG (error|warn|info|debug),
-CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS.
+CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS.
 `;
 
-function createStoreBackend(config: Config, log: Logger): StoreBackend {
-  switch (config.credentialsStore) {
+/**
+ * The credential store `cli_auth_credentials_store` asks for. `describe()`
+ * says which is in use and why (for the state API).
+ */
+function createStore(config: Config, log: Logger): DescribedStore {
+  const configured = config.credentialsStore;
+  switch (configured) {
     case 'ephemeral':
-      return createMemoryStore();
+      return describedStore(createMemoryStore(), { configured, backend: 'memory', reason: 'configured', location: 'memory', problem: null });
+    case 'file':
+      return describedStore(createFileStore({ authPath: config.authPath, log }), {
+        configured, backend: 'file', reason: 'configured', location: config.authPath, problem: null,
+      });
     case 'keyring':
-      return createUnavailableKeyringStore();
-    default:
-      // `auto` falls back to the file, as Codex does where no keyring is available.
-      return createFileStore({ authPath: config.authPath, log });
+    case 'auto': {
+      const keyring = createKeyringStore({
+        codexHome: config.codexHome,
+        log,
+        timeoutMs: config.keyringTimeoutMs,
+        // Beside dist/cli.cjs. Only this helper process loads the native module, never the server.
+        helperPath: join(__dirname, 'keyring-helper.cjs'),
+        // Codex's cross-process lock around every keyring write, as for auth.json (SPEC §5.1, §8.1).
+        withWriteLock: (write) => withAuthLock(config.codexHome, write),
+      });
+      if (configured === 'keyring') return keyring;
+      return createAutoStore({ keyring, file: createFileStore({ authPath: config.authPath, log }), authPath: config.authPath, log });
+    }
   }
 }
 
@@ -53,8 +75,10 @@ export function main(argv: readonly string[]): void {
   const log = createLogger(config.logLevel);
   if (config.warning) log.warn(`${config.warning.summary} ${config.warning.details}`);
 
+  // `backend.describe()` says which store is in use and why (for `account/state/read`).
+  const backend = createStore(config, log);
   const deps = {
-    store: createCredentialStore(createStoreBackend(config, log)),
+    store: createCredentialStore(backend),
     fetch: createFetch(process.env, log),
     chatgptBaseUrl: config.chatgptBaseUrl,
     revokeTokenUrl: config.revokeTokenUrl,
