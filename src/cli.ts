@@ -4,17 +4,23 @@ import { createActors } from './effects/actors.js';
 import { createFetch } from './effects/http.js';
 import { createFileStore, createMemoryStore, createUnavailableKeyringStore, type CredentialStore } from './effects/storage.js';
 import { createLogger, type Logger } from './log.js';
+import { parseInspectRequest, type InspectRequest } from './inspect/options.js';
+import type { InspectSink } from './inspect/types.js';
 import { startServer } from './rpc/server.js';
 import { detectPlatform, SERVER_VERSION, type PlatformInfo } from './user-agent.js';
 
-const USAGE = `Usage: codex-account-server [app-server]
+const USAGE = `Usage: codex-account-server [app-server] [--inspect[=ws://RELAY]] [--inspect-ui[=PORT]]
 
 Speaks the account part of the Codex app-server JSON-RPC protocol as
 newline-delimited JSON on stdin/stdout. Logs go to stderr.
 
+  --inspect            watch the statechart in the Stately inspector (a page on 127.0.0.1;
+                       the URL with its token is printed on stderr); =ws://… streams to a relay
+  --inspect-ui[=PORT]  a self-contained live state page on 127.0.0.1 (URL on stderr)
+
 Environment: CODEX_HOME, CODEX_APP_SERVER_LOGIN_ISSUER, CODEX_REFRESH_TOKEN_URL_OVERRIDE,
 CODEX_REVOKE_TOKEN_URL_OVERRIDE, SSL_CERT_FILE, CODEX_ACCOUNT_SERVER_LOG (error|warn|info|debug),
-CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS.
+CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_INSPECT (1, or a ws:// relay).
 `;
 
 function createStore(config: Config, log: Logger): CredentialStore {
@@ -47,10 +53,33 @@ export function main(argv: readonly string[]): void {
     return;
   }
 
+  let inspectRequest: InspectRequest | null;
+  try {
+    inspectRequest = parseInspectRequest(args, process.env);
+  } catch (error) {
+    process.stderr.write(`codex-account-server: ${(error as Error).message}\n`);
+    process.exitCode = 2;
+    return;
+  }
+
   const config = loadConfig(process.env);
   const log = createLogger(config.logLevel);
   if (config.warning) log.warn(`${config.warning.summary} ${config.warning.details}`);
+  if (inspectRequest === null) {
+    serve(config, log);
+    return;
+  }
+  // Off the start-up path: the build keeps this in dist/inspect.cjs, loaded only here.
+  import('./inspect/index.js').then(
+    ({ startInspection }) => serve(config, log, startInspection(inspectRequest, log, (line) => process.stderr.write(`${line}\n`))),
+    (error: Error) => {
+      log.error(`inspection could not be loaded (${error.message}); serving without it`);
+      serve(config, log);
+    },
+  );
+}
 
+function serve(config: Config, log: Logger, sink?: InspectSink): void {
   const machine = accountMachine.provide({
     actors: createActors({
       store: createStore(config, log),
@@ -73,6 +102,7 @@ export function main(argv: readonly string[]): void {
     env: process.env,
     configWarning: config.warning,
     log,
+    ...(sink ? { inspect: sink.inspect, rpcTrace: sink.rpc } : {}),
   });
   // stdin EOF: exit at once with 0, even with a login pending (SPEC §1).
   void server.closed.then(() => process.exit(0));

@@ -13,6 +13,7 @@ import { parseLoginId, type InitializeParams, type LoginAccountParams } from '..
 import { serdeMessage } from '../protocol/serde.js';
 import { buildUserAgent, type PlatformInfo } from '../user-agent.js';
 import { errorFromThrown, toResponseError } from './errors.js';
+import type { RpcTrace } from '../inspect/types.js';
 import { IdTable, NdjsonMessageReader, NdjsonMessageWriter } from './ndjson.js';
 
 export interface ServerOptions {
@@ -30,6 +31,8 @@ export interface ServerOptions {
   now?: () => number;
   /** Passed to `createActor` (e.g. the Stately inspector's `inspect`). */
   inspect?: (event: InspectionEvent) => void;
+  /** Told of each request, response (with timing) and notification; never params or results. */
+  rpcTrace?: (trace: RpcTrace) => void;
 }
 
 /** How long answers to already-received requests may delay exit after stdin EOF. */
@@ -233,6 +236,7 @@ export function startServer(options: ServerOptions): RunningServer {
 
   const notify = (method: string, params: unknown) => {
     if (session?.optOut.has(method)) return;
+    options.rpcTrace?.({ dir: 'out', kind: 'notification', method });
     // Straight to the writer: notifications for answered requests still go out after stdin EOF.
     outbox.notify(() => void writer.write({ jsonrpc: '2.0', method, params } as Message));
   };
@@ -303,8 +307,13 @@ export function startServer(options: ServerOptions): RunningServer {
     };
   };
 
+  const trace = options.rpcTrace;
   connection.onRequest(async (method, rawParams) => {
     const requestId = String(dispatching);
+    const wireId = trace ? String(ids.original(dispatching!)) : '';
+    const started = trace ? performance.now() : 0;
+    let errorCode: number | null = null;
+    trace?.({ dir: 'in', kind: 'request', method, id: wireId });
     try {
       if (!isMethodName(method)) throw new AuthError('unknownMethod', unknownMethodMessage(method));
       const params = validate(method, rawParams);
@@ -312,7 +321,11 @@ export function startServer(options: ServerOptions): RunningServer {
       if (!session) throw new AuthError('notInitialized');
       return await ask(toEvent(method, params, requestId, session));
     } catch (error) {
-      throw errorFromThrown(error, log);
+      const response = errorFromThrown(error, log);
+      errorCode = response.code;
+      throw response;
+    } finally {
+      trace?.({ dir: 'out', kind: 'response', method, id: wireId, ms: performance.now() - started, errorCode });
     }
   });
   // Notifications (`initialized` and any other) need no answer; unknown ones are ignored.
