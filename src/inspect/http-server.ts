@@ -9,7 +9,8 @@ import { SseClient, type SseItem } from './sse.js';
 export interface Stream {
   /** Items a new client gets first. */
   initial(): SseItem[];
-  subscribe(listener: (item: SseItem) => void): () => void;
+  /** Later items, a batch per event-loop turn. */
+  subscribe(listener: (items: SseItem[]) => void): () => void;
 }
 
 export interface Route {
@@ -95,8 +96,8 @@ export async function startInspectServer(options: InspectServerOptions): Promise
     });
     clients.add(client);
     log.warn(`inspect server: client #${n} connected to ${path} (${clients.size} open)`);
-    for (const item of stream.initial()) client.send(item);
-    const unsubscribe = stream.subscribe((item) => client.send(item));
+    client.sendBatch(stream.initial());
+    const unsubscribe = stream.subscribe((items) => client.sendBatch(items));
     res.on('close', () => {
       unsubscribe();
       clients.delete(client);

@@ -85,6 +85,8 @@ const CLIENT = String.raw`
         return ['emitted', entry.actor + ' emits ' + (entry.event && entry.event.type) + '  ' + JSON.stringify(entry.event)];
       case 'actor':
         return ['actor', 'actor ' + entry.actor + ' ' + entry.id + ' started' + (entry.parent ? ' by ' + entry.parent : '')];
+      case 'note':
+        return ['note', entry.text];
       default:
         return ['note', JSON.stringify(entry)];
     }

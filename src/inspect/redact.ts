@@ -29,9 +29,20 @@ function isActorRef(value: object): value is { sessionId: string; id: string } {
   return typeof v.sessionId === 'string' && typeof v.send === 'function';
 }
 
+const keyVerdicts = new Map<string, boolean>();
+
+/** Whether values under `key` are secrets (cached: the same few keys come by all the time). */
 export function isSecretKey(key: string): boolean {
-  return SECRET_KEY.test(key.toLowerCase().replace(/[-_]/g, ''));
+  let verdict = keyVerdicts.get(key);
+  if (verdict === undefined) {
+    verdict = SECRET_KEY.test(key.toLowerCase().replace(/[-_]/g, ''));
+    if (keyVerdicts.size < 4096) keyVerdicts.set(key, verdict);
+  }
+  return verdict;
 }
+
+/** Cheap pre-check: text without any of these cannot match log.ts's credential patterns. */
+const MAYBE_CREDENTIAL = /eyJ|sk-|bearer|"/i;
 
 export interface Redactor {
   /**
@@ -64,7 +75,7 @@ export function createRedactor(): Redactor {
   const text = (value: string): string => {
     let out = value;
     for (const secret of known) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
-    return redactText(out);
+    return MAYBE_CREDENTIAL.test(out) ? redactText(out) : out;
   };
 
   /** Learns the secret strings under a secret key without copying anything. */

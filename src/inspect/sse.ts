@@ -49,13 +49,22 @@ export class SseClient {
 
   /** Sends one feed item, or drops/coalesces it while the client is not reading. */
   send(item: SseItem): void {
+    this.sendBatch([item]);
+  }
+
+  /** Sends items in one write (one syscall for a turn's worth), or drops/coalesces them while the client is not reading. */
+  sendBatch(items: readonly SseItem[]): void {
     if (this.#closed) return;
     if (this.#congested) {
-      if (item.coalesceKey !== null) this.#pending.set(item.coalesceKey, item.json);
-      else this.#dropped++;
+      for (const item of items) {
+        if (item.coalesceKey !== null) this.#pending.set(item.coalesceKey, item.json);
+        else this.#dropped++;
+      }
       return;
     }
-    this.#write(item.json);
+    let chunk = '';
+    for (const item of items) chunk += `event: message\ndata: ${item.json}\n\n`;
+    if (chunk !== '') this.#raw(chunk);
   }
 
   /** A comment line that keeps proxies and the browser from timing the stream out. */

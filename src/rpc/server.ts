@@ -236,9 +236,11 @@ export function startServer(options: ServerOptions): RunningServer {
 
   const notify = (method: string, params: unknown) => {
     if (session?.optOut.has(method)) return;
-    options.rpcTrace?.({ dir: 'out', kind: 'notification', method });
     // Straight to the writer: notifications for answered requests still go out after stdin EOF.
-    outbox.notify(() => void writer.write({ jsonrpc: '2.0', method, params } as Message));
+    outbox.notify(() => {
+      options.rpcTrace?.({ dir: 'out', kind: 'notification', method });
+      void writer.write({ jsonrpc: '2.0', method, params } as Message);
+    });
   };
 
   actor.on('*', (emitted: AccountEmitted) => {

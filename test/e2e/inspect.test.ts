@@ -76,7 +76,10 @@ describe('--inspect-ui and --inspect', () => {
     await reader.waitFor((m) => m.type === 'log' && m.entry.kind === 'rpc' && m.entry.rpc.method === 'account/updated');
     const snapshot = await reader.waitFor((m) => m.type === 'snapshot' && m.snapshot.value === 'apiKey');
     expect(snapshot.snapshot.context.stored).toEqual({ kind: 'apiKey', apiKey: '[redacted]' });
-    expect(rootStates(reader.messages)).toEqual(['loggedOut', 'savingApiKey', 'apiKey']);
+    // Snapshots within one 50 ms batch coalesce: the brief savingApiKey may or may not show.
+    const states = rootStates(reader.messages);
+    expect(states[0]).toBe('loggedOut');
+    expect(states.at(-1)).toBe('apiKey');
     expect(reader.raw).not.toContain('sk-visible-only-on-stdin-123456');
   });
 
