@@ -4,7 +4,6 @@ import { createActors } from './effects/actors.js';
 import { createFetch } from './effects/http.js';
 import { createFileStore, createMemoryStore, createUnavailableKeyringStore, type CredentialStore } from './effects/storage.js';
 import { createLogger, type Logger } from './log.js';
-import { parseInspectRequest, type InspectRequest } from './inspect/options.js';
 import type { InspectSink } from './inspect/types.js';
 import { startServer } from './rpc/server.js';
 import { detectPlatform, SERVER_VERSION, type PlatformInfo } from './user-agent.js';
@@ -53,25 +52,27 @@ export function main(argv: readonly string[]): void {
     return;
   }
 
-  let inspectRequest: InspectRequest | null;
-  try {
-    inspectRequest = parseInspectRequest(args, process.env);
-  } catch (error) {
-    process.stderr.write(`codex-account-server: ${(error as Error).message}\n`);
-    process.exitCode = 2;
-    return;
-  }
-
   const config = loadConfig(process.env);
   const log = createLogger(config.logLevel);
   if (config.warning) log.warn(`${config.warning.summary} ${config.warning.details}`);
-  if (inspectRequest === null) {
+  // A cheap look only: parsing and everything else of inspection is in dist/inspect.cjs.
+  if (!args.some((a) => a.startsWith('--inspect')) && !process.env.CODEX_ACCOUNT_SERVER_INSPECT) {
     serve(config, log);
     return;
   }
-  // Off the start-up path: the build keeps this in dist/inspect.cjs, loaded only here.
   import('./inspect/index.js').then(
-    ({ startInspection }) => serve(config, log, startInspection(inspectRequest, log, (line) => process.stderr.write(`${line}\n`))),
+    ({ parseInspectRequest, startInspection }) => {
+      let request;
+      try {
+        request = parseInspectRequest(args, process.env);
+      } catch (error) {
+        process.stderr.write(`codex-account-server: ${(error as Error).message}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const announce = (line: string) => process.stderr.write(`${line}\n`);
+      serve(config, log, request ? startInspection(request, log, announce) : undefined);
+    },
     (error: Error) => {
       log.error(`inspection could not be loaded (${error.message}); serving without it`);
       serve(config, log);

@@ -8,7 +8,7 @@ import { createRedactor } from './redact.js';
 import { bridgeCsp, createStatelyBridge, createStatelyRelayClient, renderBridgePage } from './stately.js';
 import type { InspectSink, RpcTrace } from './types.js';
 
-export type { InspectRequest } from './options.js';
+export { parseInspectRequest, type InspectRequest } from './options.js';
 export type { InspectSink, RpcTrace } from './types.js';
 
 export interface Inspection extends InspectSink {
