@@ -10,17 +10,23 @@ import { createCredentialStore } from './effects/store.js';
 import { withAuthLock } from './effects/lock.js';
 import { createLogger, type Logger } from './log.js';
 import { describeThrown } from './rpc/ndjson.js';
+import type { InspectSink } from './inspect/types.js';
 import { startServer } from './rpc/server.js';
 import { detectPlatform, SERVER_VERSION, type PlatformInfo } from './user-agent.js';
 
-const USAGE = `Usage: codex-account-server [app-server]
+const USAGE = `Usage: codex-account-server [app-server] [--inspect[=ws://RELAY]] [--inspect-ui[=PORT]]
 
 Speaks the account part of the Codex app-server JSON-RPC protocol as
 newline-delimited JSON on stdin/stdout. Logs go to stderr.
 
+  --inspect            watch the statechart in the Stately inspector (a page on 127.0.0.1;
+                       the URL with its token is printed on stderr); =ws://… streams to a relay
+  --inspect-ui[=PORT]  a self-contained live state page on 127.0.0.1 (URL on stderr)
+
 Environment: CODEX_HOME, CODEX_APP_SERVER_LOGIN_ISSUER, CODEX_REFRESH_TOKEN_URL_OVERRIDE,
 CODEX_REVOKE_TOKEN_URL_OVERRIDE, SSL_CERT_FILE, CODEX_ACCOUNT_SERVER_LOG (error|warn|info|debug),
-CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS.
+CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS,
+CODEX_ACCOUNT_SERVER_LOGIN_PORTS, CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_INSPECT (1, or a ws:// relay).
 `;
 
 /**
@@ -74,7 +80,32 @@ export function main(argv: readonly string[]): void {
   const config = loadConfig(process.env);
   const log = createLogger(config.logLevel);
   if (config.warning) log.warn(`${config.warning.summary} ${config.warning.details}`);
+  // A cheap look only: parsing and everything else of inspection is in dist/inspect.cjs.
+  if (!args.some((a) => a.startsWith('--inspect')) && !process.env.CODEX_ACCOUNT_SERVER_INSPECT) {
+    serve(config, log);
+    return;
+  }
+  import('./inspect/index.js').then(
+    ({ parseInspectRequest, startInspection }) => {
+      let request;
+      try {
+        request = parseInspectRequest(args, process.env);
+      } catch (error) {
+        process.stderr.write(`codex-account-server: ${(error as Error).message}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const announce = (line: string) => process.stderr.write(`${line}\n`);
+      serve(config, log, request ? startInspection(request, log, announce) : undefined);
+    },
+    (error: Error) => {
+      log.error(`inspection could not be loaded (${error.message}); serving without it`);
+      serve(config, log);
+    },
+  );
+}
 
+function serve(config: Config, log: Logger, sink?: InspectSink): void {
   // `backend.describe()` says which store is in use and why (for `account/state/read`).
   const backend = createStore(config, log);
   const deps = {
@@ -101,6 +132,7 @@ export function main(argv: readonly string[]): void {
     env: process.env,
     configWarning: config.warning,
     log,
+    ...(sink ? { inspect: sink.inspect, rpcTrace: sink.rpc } : {}),
   });
   // stdin EOF: exit at once with 0, even with a login pending (SPEC §1).
   void server.closed.then(() => process.exit(0));
