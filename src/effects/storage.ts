@@ -1,4 +1,4 @@
-import { access, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { access, close, mkdir, open, readFile, rename, unlink } from './fs-async.js';
 import { dirname } from 'node:path';
 import * as z from 'zod/mini';
 import type { StoredAuth, StoredChatgpt } from '../../machines/account-types.js';
@@ -118,8 +118,7 @@ const exists = (path: string) => access(path).then(() => true, () => false);
 
 /** Empty lock files Codex keeps beside auth.json (SPEC §5); created on first write. */
 async function touch(path: string, mode: number): Promise<void> {
-  const handle = await open(path, 'a', mode);
-  await handle.close();
+  await close(await open(path, 'a', mode));
 }
 
 export interface FileStoreOptions {
