@@ -55,6 +55,8 @@ export function removeHome(home) {
   rmSync(home, { recursive: true, force: true });
 }
 
+const READ_PARAMS = { refreshToken: false };
+
 /** Every live child, so an interrupted run still kills them all. */
 const live = new Set();
 
@@ -302,14 +304,24 @@ export function peakRssKib(pid) {
   }
 }
 
-/** spawn → `initialize` reply, in ms, plus the peak RSS and the CPU time used at that moment. */
-export async function measureStartup(command, codexHome, timeoutMs) {
+/**
+ * spawn → `initialize` reply in ms, with the peak RSS and CPU time used at that
+ * moment; then, with `thenRead`, spawn → the reply to an `account/read` sent as
+ * soon as `initialize` was answered (what a host does next: work a server puts
+ * off until after `initialize` shows up here).
+ */
+export async function measureStartup(command, codexHome, timeoutMs, thenRead = false) {
   const peer = new Peer(command, codexHome);
   try {
     const { message, at } = await deadline(peer.request('initialize', INITIALIZE_PARAMS), timeoutMs, 'initialize');
     if (!message.result) throw new Error(`initialize failed: ${JSON.stringify(message.error)}`);
-    const rssKib = peer.peakRssKib();
-    return { ms: at - peer.spawnedAt, rssKib, cpuMs: cpuMs(peer.pid) };
+    const result = { ms: at - peer.spawnedAt, rssKib: peer.peakRssKib(), cpuMs: cpuMs(peer.pid), readMs: null };
+    if (thenRead) {
+      const read = await deadline(peer.request('account/read', READ_PARAMS), timeoutMs, 'account/read');
+      if (!read.message.result) throw new Error(`account/read failed: ${JSON.stringify(read.message.error)}`);
+      result.readMs = read.at - peer.spawnedAt;
+    }
+    return result;
   } catch (error) {
     throw new Error(`${error.message}${peer.stderrTail ? `\n  stderr: ${peer.stderrTail.trim().split('\n').slice(-3).join('\n  ')}` : ''}`);
   } finally {
@@ -317,7 +329,6 @@ export async function measureStartup(command, codexHome, timeoutMs) {
   }
 }
 
-const READ_PARAMS = { refreshToken: false };
 
 /**
  * The read figures against one process with an API-key login: sequential
