@@ -23,7 +23,7 @@ import { deadline, issuerHeaders, type HttpDeps } from './backend.js';
 import { discoverRouting } from './discovery.js';
 import { readClaims } from './jwt.js';
 import { createLoginActors } from './login/actors.js';
-import { OAUTH_CLIENT_ID } from './login/oauth.js';
+import { OAUTH_CLIENT_ID } from './login/client-id.js';
 import type { CredentialStore } from './store.js';
 
 /** What the real effects need; tests build the same with a temp home and loopback URLs. */
