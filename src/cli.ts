@@ -141,6 +141,7 @@ function startOn({ input, output, env }: Streams, config: Config, log: Logger, s
     timeoutMs: config.httpTimeoutMs,
     defaultUserAgent: `codex-account-server/${SERVER_VERSION}`,
     log,
+    ...(config.credentialsStore === 'ephemeral' ? {} : { watchDir: config.codexHome }),
   };
 
   return startServer({
