@@ -141,6 +141,8 @@ export const sessionMachine = setup({
     isRefreshedWorkspaceAllowed: ({ context }, output: HostRefreshOutput) => isWorkspaceAllowed(context.policy, output.accountId),
     /** Managed mode redeems the stored refresh token; host tokens can only be refreshed by the host. */
     canRefresh: ({ context }) => context.mode === 'external' || context.stored !== null,
+    /** A done or error event of a spawned backend call (`call-<requestId>`), not of an invoked effect. */
+    isBackendCall: ({ event }) => /^xstate\.(done|error)\.actor\.call-/.test(event.type),
   },
   delays: {
     hostRefreshTimeout: ({ context }) => context.hostRefreshTimeoutMs,
@@ -219,10 +221,14 @@ export const sessionMachine = setup({
         params: ({ event }) => ({ requestId: event.requestId, call: event.call, retried: false }),
       },
     },
-    'xstate.done.actor.call-*': {
+    // XState matches a wildcard only as a whole last token (`a.*`), so `call-*` would never match:
+    // every done/error event is seen here and the guard picks the calls' own.
+    'xstate.done.actor.*': {
+      guard: 'isBackendCall',
       actions: { type: 'settleCall', params: ({ event }) => (event as Extract<CallEvent, { output: unknown }>).output },
     },
-    'xstate.error.actor.call-*': {
+    'xstate.error.actor.*': {
+      guard: 'isBackendCall',
       actions: {
         type: 'failCall',
         params: ({ event }) => event.type.replace(/^xstate\.error\.actor\.call-/, '').replace(/-retry$/, ''),
