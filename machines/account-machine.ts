@@ -228,7 +228,7 @@ export const accountMachine = setup({
       if (context.pending === null) return;
       if (context.startingRequest !== null) {
         // Its start request is still unanswered: it learns the login was cancelled.
-        enqueue.emit(fail(context.startingRequest, { kind: 'internal', message: loginEndedMessage(context.pending.flow, why) }));
+        enqueue.emit(fail(context.startingRequest, { kind: 'loginFailed', message: loginEndedMessage(context.pending.flow, why) }));
       } else {
         enqueue.emit({
           type: 'login.completed',
