@@ -240,7 +240,12 @@ export const sessionMachine = setup({
       always: [{ guard: 'shouldDiscoverNow', target: 'discovering' }, { target: 'ready' }],
     },
     ready: {
-      always: { guard: ({ context }) => context.parked.length > 0, target: 'refreshing' },
+      // Parked calls mean a 401: the refresh says so (`refresh_reason`), whatever the last one was for.
+      always: {
+        guard: ({ context }) => context.parked.length > 0,
+        target: 'refreshing',
+        actions: assign({ refreshReason: 'unauthorized_recovery' }),
+      },
       on: {
         'session.discover': 'discovering',
         'session.refresh': { target: 'refreshing', actions: assign({ refreshReason: ({ event }) => event.reason }) },
