@@ -2,6 +2,7 @@ import { assign, createActor, fromPromise, sendParent, setup, type SimulatedCloc
 import { accountMachine, type ClearCredentialsInput } from '../../machines/account-machine.js';
 import type {
   AccountEmitted,
+  FailureKind,
   LoginFlow,
   Policy,
   RequestEvent,
@@ -42,7 +43,7 @@ export interface Fakes {
   /** Access tokens only backend calls answer 401 for (discovery accepts them). */
   backendRejects?: string[];
   /** A managed refresh fails with this failure instead of rotating the tokens. */
-  refreshFails?: { kind: 'refreshTokenExpired' | 'refreshFailed'; message?: string };
+  refreshFails?: { kind: FailureKind; message?: string };
   /** A backend call fails (not a 401) with this message. */
   backendFails?: string;
   /**
@@ -65,6 +66,18 @@ export interface Calls {
   loginStart: Array<{ loginId: string; flow: LoginFlow }>;
   /** Effects whose `signal` was aborted (their actor was stopped) while they ran. */
   aborted: Gate[];
+}
+
+export function noCalls(): Calls {
+  return { save: 0, clear: [], discover: [], refresh: [], hostRefresh: [], backend: [], loginStart: [], aborted: [] };
+}
+
+/** Waits until a few event-loop turns pass with `changed()` false: fake effects settle within promise jobs. */
+export async function quiet(changed: () => boolean): Promise<void> {
+  for (let turns = 0; turns < 3; ) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    turns = changed() ? 0 : turns + 1;
+  }
 }
 
 export const NO_POLICY: Policy = { forcedLoginMethod: null, forcedWorkspaceIds: null };
@@ -95,8 +108,8 @@ export function routingFor(accountId: string): WorkspaceRouting {
   return { accountId, backendOrigin: 'https://chatgpt.com', accountRoutingOverride: 'NO_CONSTRAINT', workspaceName: 'Acme' };
 }
 
-/** Open gates: effects that reach a held gate wait until it is released. */
-class Gates {
+/** Gates: effects that reach a held gate wait until it is released. */
+export class Gates {
   readonly #held = new Map<Gate, { promise: Promise<void>; open: () => void }>();
 
   hold(gate: Gate): void {
@@ -263,7 +276,7 @@ export interface MachineOptions {
  * test may change it between requests.
  */
 export function startMachine(policy: Policy = NO_POLICY, fakes: Fakes = {}, options: MachineOptions = {}) {
-  const calls: Calls = { save: 0, clear: [], discover: [], refresh: [], hostRefresh: [], backend: [], loginStart: [], aborted: [] };
+  const calls = noCalls();
   const gates = new Gates();
   for (const gate of options.hold ?? []) gates.hold(gate);
   const machine = accountMachine.provide({
@@ -306,12 +319,14 @@ export function startMachine(policy: Policy = NO_POLICY, fakes: Fakes = {}, opti
    * Lets every fake effect that is due finish: they settle within promise
    * jobs, so a few event-loop turns without anything new is quiet.
    */
-  const settle = async () => {
-    for (let quiet = 0; quiet < 3; ) {
-      const before = [emitted.length, actor.getSnapshot()];
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      quiet = before[0] === emitted.length && before[1] === actor.getSnapshot() ? quiet + 1 : 0;
-    }
+  const settle = () => {
+    let seen: unknown[] = [emitted.length, actor.getSnapshot()];
+    return quiet(() => {
+      const now = [emitted.length, actor.getSnapshot()];
+      const changed = now.some((v, i) => v !== seen[i]);
+      seen = now;
+      return changed;
+    });
   };
 
   /** Sends a request at once, whatever the machine is doing; the promise is its reply. */
