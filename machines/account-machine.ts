@@ -505,6 +505,9 @@ export const accountMachine = setup({
         'login.chatgpt': [
           { guard: 'isExternalAuthActive', actions: { type: 'replyFailure', params: { kind: 'externalAuthActive' } } },
           { guard: 'isChatgptLoginForbidden', actions: { type: 'replyFailure', params: { kind: 'chatgptLoginDisabled' } } },
+          // Behind a load, save or logout in flight, as the other logins are: an attempt that finished meanwhile
+          // would move the credentials out of their busy state, and the request it was busy with would go unanswered.
+          { guard: 'areCredentialsBusy', actions: 'defer' },
           {
             // A new ChatGPT login supersedes a pending one (SPEC §3.2); the attempt restarts.
             target: '.chatgptPending',
