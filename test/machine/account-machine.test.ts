@@ -746,6 +746,40 @@ describe('interleaved requests', () => {
     expect(m.mode()).toBe('loggedOut');
   });
 
+  it('should start a ChatGPT login sent during a logout only after the logout, answering both', async () => {
+    const m = startMachine(NO_POLICY, { stored: storedKey(), loginOutcome: storedChatgpt('ws-1') });
+    await m.settle();
+    m.hold('clear');
+    const out = m.send(logout);
+    const start = m.send(chatgptLogin());
+    await m.settle();
+    expect(m.calls.loginStart).toEqual([]);
+    m.release('clear');
+    expect(await out).toMatchObject({ ok: true, value: { kind: 'empty' } });
+    const loginId = loginIdOf(await start);
+    await m.settle();
+    expect(types(m.emitted)).toEqual(['reply', 'account.updated', 'reply', 'login.completed', 'account.updated']);
+    expect(m.emitted.at(-2)).toEqual({ type: 'login.completed', loginId, success: true, error: null });
+    expect(m.mode()).toBe('chatgpt');
+    expectEveryRequestAnsweredOnce(m);
+  });
+
+  it('should answer an api key login when a ChatGPT login sent after it succeeds during the save', async () => {
+    const m = startMachine(NO_POLICY, { loginOutcome: storedChatgpt('ws-1') });
+    await m.settle();
+    m.hold('save');
+    const saved = m.send(apiKey());
+    const start = m.send(chatgptLogin());
+    await m.settle();
+    m.release('save');
+    expect(await saved).toMatchObject({ ok: true, value: { type: 'apiKey' } });
+    await start;
+    await m.settle();
+    // The later request wins: the ChatGPT login replaces the key.
+    expect(m.mode()).toBe('chatgpt');
+    expectEveryRequestAnsweredOnce(m);
+  });
+
   it('should answer both a login start and a cancel sent while the attempt is starting', async () => {
     const m = startMachine();
     await m.settle();
