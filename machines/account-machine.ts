@@ -240,6 +240,15 @@ export const accountMachine = setup({
       enqueue.assign({ pending: null, startingRequest: null });
     }),
     /**
+     * The session ends before the discovery that was to announce a finished ChatGPT login
+     * (a logout, another login): the login did succeed, and says so now, once.
+     */
+    reportOvertakenLogin: enqueueActions(({ context, enqueue }) => {
+      if (context.announcement?.kind !== 'chatgptLogin') return;
+      enqueue.emit({ type: 'login.completed', loginId: context.announcement.loginId, success: true, error: null });
+      enqueue.assign({ announcement: null });
+    }),
+    /**
      * Discovery ended (or was abandoned): say what an announced login or
      * loaded credentials need to say, then answer the waiting reads.
      */
@@ -423,7 +432,7 @@ export const accountMachine = setup({
             src: 'session',
             input: ({ context }) => sessionInput(context),
           },
-          exit: ['answerReadWaiters', 'failBackendWaiters'],
+          exit: ['answerReadWaiters', 'failBackendWaiters', 'reportOvertakenLogin'],
           on: {
             'session.routed': {
               actions: [assign({ routing: ({ event }) => event.routing }), { type: 'announce', params: null }],
