@@ -780,6 +780,38 @@ describe('interleaved requests', () => {
     expectEveryRequestAnsweredOnce(m);
   });
 
+  it.each<[string, () => RequestInput]>([
+    ['host tokens', () => externalLogin('ws-1')],
+    ['a logout', () => logout],
+    ['an api key login', () => apiKey()],
+  ])('should still report a succeeded ChatGPT login whose discovery %s overtook', async (_name, next) => {
+    const m = startMachine(NO_POLICY, { loginOutcome: storedChatgpt('ws-1') });
+    await m.settle();
+    m.hold('discover');
+    const loginId = loginIdOf(await m.send(chatgptLogin()));
+    await m.settle();
+    expect(m.mode()).toBe('chatgpt');
+    await m.send(next());
+    m.release('discover');
+    await m.settle();
+    const completed = m.emitted.filter((e) => e.type === 'login.completed' && e.loginId === loginId);
+    expect(completed).toEqual([{ type: 'login.completed', loginId, success: true, error: null }]);
+    expectEveryRequestAnsweredOnce(m);
+  });
+
+  it('should report a succeeded ChatGPT login once when a failed key save returns to it', async () => {
+    const m = startMachine(NO_POLICY, { loginOutcome: storedChatgpt('ws-1'), saveFails: true });
+    await m.settle();
+    m.hold('discover');
+    const loginId = loginIdOf(await m.send(chatgptLogin()));
+    await m.settle();
+    expect(await m.send(apiKey())).toMatchObject({ ok: false });
+    m.release('discover');
+    await m.settle();
+    expect(m.mode()).toBe('chatgpt');
+    expect(m.emitted.filter((e) => e.type === 'login.completed' && e.loginId === loginId)).toHaveLength(1);
+  });
+
   it('should answer both a login start and a cancel sent while the attempt is starting', async () => {
     const m = startMachine();
     await m.settle();
