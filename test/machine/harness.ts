@@ -217,6 +217,21 @@ export function fakeLoginAttempt(fakes: Fakes, calls: Calls, gates: Gates) {
   }).createMachine({
     context: ({ input }) => ({ ...input, output: null }),
     initial: 'starting',
+    // Every paste is answered, as the real attempt answers it in any state: refused as another
+    // login's URL while waiting, as not waiting (yet) otherwise.
+    on: {
+      'attempt.paste': {
+        actions: sendParent(({ context, event, self }) => ({
+          type: 'loginAttempt.pasteAnswered',
+          loginId: context.loginId,
+          requestId: event.requestId,
+          ok: false,
+          failure: self.getSnapshot().matches('waiting')
+            ? { kind: 'redirectStateMismatch' }
+            : { kind: 'loginNotWaiting', message: 'the login is not waiting for a redirect URL' },
+        }) satisfies LoginAttemptReport),
+      },
+    },
     states: {
       starting: {
         invoke: {
@@ -240,17 +255,6 @@ export function fakeLoginAttempt(fakes: Fakes, calls: Calls, gates: Gates) {
           src: 'finish',
           input: ({ context }) => context,
           onDone: { target: 'ended', actions: assign({ output: ({ event }) => event.output }) },
-        },
-        on: {
-          'attempt.paste': {
-            actions: sendParent(({ context, event }) => ({
-              type: 'loginAttempt.pasteAnswered',
-              loginId: context.loginId,
-              requestId: event.requestId,
-              ok: false,
-              failure: { kind: 'redirectStateMismatch' },
-            }) satisfies LoginAttemptReport),
-          },
         },
       },
       ended: { type: 'final' },
