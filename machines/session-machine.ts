@@ -152,6 +152,13 @@ export const sessionMachine = setup({
     reportUnrouted: sendParent((_, failure: AuthFailure) => report({ type: 'session.unrouted', failure })),
     reportRefreshed: sendParent((_, tokens: RefreshedTokens) => report({ type: 'session.refreshed', tokens })),
     reportRefreshFailed: sendParent((_, failure: AuthFailure) => report({ type: 'session.refreshFailed', failure })),
+    /**
+     * A discovery that waited for this refresh (it met a 401) cannot run: it failed, and the
+     * root hears so, or a login it was to announce would never report its end.
+     */
+    reportDiscoveryAbandoned: enqueueActions(({ context, enqueue }) => {
+      if (context.rediscover) enqueue.sendParent(report({ type: 'session.unrouted', failure: context.lastFailure! }));
+    }),
     startCall: enqueueActions(({ context, enqueue }, job: BackendJob) => {
       enqueue.spawnChild('backendCall', {
         id: `call-${job.requestId}`,
@@ -365,6 +372,7 @@ export const sessionMachine = setup({
       entry: [
         { type: 'failParked', params: ({ context }) => context.lastFailure! },
         { type: 'reportRefreshFailed', params: ({ context }) => context.lastFailure! },
+        'reportDiscoveryAbandoned',
         assign({ rediscover: false }),
       ],
       always: 'ready',
