@@ -282,6 +282,16 @@ describe('host tokens login', () => {
     expect(m.mode()).toBe('externalTokens');
   });
 
+  it('should report a failed completed when discovery meets a 401 and the host cannot refresh', async () => {
+    const m = startMachine(NO_POLICY, { rejectedTokens: ['access-ws-1'], hostRefresh: 'fail' });
+    const reply = await m.request(externalLogin('ws-1'));
+    expect(reply).toMatchObject({ ok: true });
+    expect(m.emitted.slice(1)).toEqual([
+      { type: 'login.completed', loginId: null, success: false, error: 'auth refresh request failed: code=-32603' },
+    ]);
+    expect(m.mode()).toBe('externalTokens');
+  });
+
   it('should answer reads with host tokens even when auth.json could not be loaded', async () => {
     const m = startMachine(NO_POLICY, { loadFails: true });
     await m.request(externalLogin('ws-1'));
@@ -389,6 +399,17 @@ describe('chatgpt login', () => {
       { type: 'login.completed', loginId, success: true, error: null },
       { type: 'account.updated', authMode: 'chatgpt', planType: 'pro' },
     ]);
+  });
+
+  it('should report a completed login whose discovery met a 401 that no refresh could mend', async () => {
+    const m = startMachine(NO_POLICY, { loginOutcome: storedChatgpt('ws-1'), rejectedTokens: ['access-token-ws-1'], refreshFails: { kind: 'refreshTokenExpired' } });
+    const loginId = loginIdOf(await m.request(chatgptLogin()));
+    await m.settle();
+    expect(m.emitted.slice(1)).toEqual([
+      { type: 'login.completed', loginId, success: true, error: null },
+      { type: 'account.updated', authMode: 'chatgpt', planType: 'pro' },
+    ]);
+    expect(await m.request(read)).toMatchObject({ ok: false });
   });
 
   it('should fail a completed login whose workspace is not allowed, storing nothing', async () => {

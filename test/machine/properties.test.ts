@@ -100,6 +100,9 @@ function checkInvariants(m: Harness, policy: Policy, secrets: readonly string[])
   }
   expect(m.pending() === 'idle', 'a login is pending exactly when the login region says so').toBe(context.pending === null);
   expect(m.session() === undefined, 'the session runs exactly with ChatGPT credentials').toBe(mode !== 'chatgpt' && mode !== 'externalTokens');
+  for (const [id, child] of Object.entries(m.actor.getSnapshot().children)) {
+    expect(child?.getSnapshot().status, `child ${id} is running`).toBe('active');
+  }
   if (context.external !== null) {
     expect(context.pending, 'no login pending under host tokens').toBeNull();
     expect(isWorkspaceAllowed(policy, context.external.accountId), 'host tokens honour the forced workspace').toBe(true);
@@ -196,10 +199,11 @@ async function runScenario(scenario: typeof scenarioArb extends fc.Arbitrary<inf
 }
 
 describe('account machine properties', () => {
-  it('should keep every invariant and answer every request once through random interleaved requests', async () => {
+  const numRuns = Number(process.env.FC_RUNS ?? 200);
+  it('should keep every invariant and answer every request once through random interleaved requests', { timeout: Math.max(20_000, numRuns * 50) }, async () => {
     const seed = process.env.FC_SEED ? Number(process.env.FC_SEED) : Date.now() ^ (Math.random() * 0x7fffffff);
     try {
-      await fc.assert(fc.asyncProperty(scenarioArb, runScenario), { numRuns: Number(process.env.FC_RUNS ?? 200), seed });
+      await fc.assert(fc.asyncProperty(scenarioArb, runScenario), { numRuns, seed });
     } catch (error) {
       // fast-check names the seed and path too; this line says how to replay the whole run.
       console.error(`account machine property failed with seed ${seed}; replay with FC_SEED=${seed}`);

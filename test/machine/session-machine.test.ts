@@ -212,6 +212,16 @@ describe('routing discovery', () => {
     expect(s.state()).toBe('ready');
   });
 
+  it('reports discovery as failed when the refresh after its 401 fails', async () => {
+    const s = startSession({ mode: 'managed', discoverNow: true }, { rejectedTokens: ['access-token-ws-1'], refreshFails: { kind: 'refreshTokenExpired' } });
+    await s.settle();
+    expect(s.reports).toEqual([
+      { type: 'session.refreshFailed', failure: { kind: 'refreshTokenExpired' } },
+      { type: 'session.unrouted', failure: { kind: 'refreshTokenExpired' } },
+    ]);
+    expect(s.state()).toBe('ready');
+  });
+
   it('reports a discovery failure other than a 401 without refreshing', async () => {
     const s = startSession({ mode: 'managed', discoverNow: true }, { workspaces: [] });
     await s.settle();
