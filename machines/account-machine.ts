@@ -240,7 +240,7 @@ export const accountMachine = setup({
       if (context.pending === null) return;
       if (context.startingRequest !== null) {
         // Its start request is still unanswered: it learns the login was cancelled.
-        enqueue.emit(fail(context.startingRequest, { kind: 'internal', message: loginEndedMessage(context.pending.flow, why) }));
+        enqueue.emit(fail(context.startingRequest, { kind: 'loginFailed', message: loginEndedMessage(context.pending.flow, why) }));
       } else {
         enqueue.emit({
           type: 'login.completed',
@@ -250,6 +250,15 @@ export const accountMachine = setup({
         });
       }
       enqueue.assign({ pending: null, startingRequest: null });
+    }),
+    /**
+     * The session ends before the discovery that was to announce a finished ChatGPT login
+     * (a logout, another login): the login did succeed, and says so now, once.
+     */
+    reportOvertakenLogin: enqueueActions(({ context, enqueue }) => {
+      if (context.announcement?.kind !== 'chatgptLogin') return;
+      enqueue.emit({ type: 'login.completed', loginId: context.announcement.loginId, success: true, error: null });
+      enqueue.assign({ announcement: null });
     }),
     /**
      * Discovery ended (or was abandoned): say what an announced login or
@@ -455,7 +464,7 @@ export const accountMachine = setup({
             src: 'session',
             input: ({ context }) => sessionInput(context),
           },
-          exit: ['answerReadWaiters', 'failBackendWaiters'],
+          exit: ['answerReadWaiters', 'failBackendWaiters', 'reportOvertakenLogin'],
           on: {
             'session.routed': {
               actions: [assign({ routing: ({ event }) => event.routing }), { type: 'announce', params: null }],
@@ -537,6 +546,9 @@ export const accountMachine = setup({
         'login.chatgpt': [
           { guard: 'isExternalAuthActive', actions: { type: 'replyFailure', params: { kind: 'externalAuthActive' } } },
           { guard: 'isChatgptLoginForbidden', actions: { type: 'replyFailure', params: { kind: 'chatgptLoginDisabled' } } },
+          // Behind a load, save or logout in flight, as the other logins are: an attempt that finished meanwhile
+          // would move the credentials out of their busy state, and the request it was busy with would go unanswered.
+          { guard: 'areCredentialsBusy', actions: 'defer' },
           {
             // A new ChatGPT login supersedes a pending one (SPEC §3.2); the attempt restarts.
             target: '.chatgptPending',

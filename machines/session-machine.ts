@@ -141,6 +141,8 @@ export const sessionMachine = setup({
     isRefreshedWorkspaceAllowed: ({ context }, output: HostRefreshOutput) => isWorkspaceAllowed(context.policy, output.accountId),
     /** Managed mode redeems the stored refresh token; host tokens can only be refreshed by the host. */
     canRefresh: ({ context }) => context.mode === 'external' || context.stored !== null,
+    /** A done or error event of a spawned backend call (`call-<requestId>`), not of an invoked effect. */
+    isBackendCall: ({ event }) => /^xstate\.(done|error)\.actor\.call-/.test(event.type),
   },
   delays: {
     hostRefreshTimeout: ({ context }) => context.hostRefreshTimeoutMs,
@@ -150,6 +152,13 @@ export const sessionMachine = setup({
     reportUnrouted: sendParent((_, failure: AuthFailure) => report({ type: 'session.unrouted', failure })),
     reportRefreshed: sendParent((_, tokens: RefreshedTokens) => report({ type: 'session.refreshed', tokens })),
     reportRefreshFailed: sendParent((_, failure: AuthFailure) => report({ type: 'session.refreshFailed', failure })),
+    /**
+     * A discovery that waited for this refresh (it met a 401) cannot run: it failed, and the
+     * root hears so, or a login it was to announce would never report its end.
+     */
+    reportDiscoveryAbandoned: enqueueActions(({ context, enqueue }) => {
+      if (context.rediscover) enqueue.sendParent(report({ type: 'session.unrouted', failure: context.lastFailure! }));
+    }),
     startCall: enqueueActions(({ context, enqueue }, job: BackendJob) => {
       enqueue.spawnChild('backendCall', {
         id: `call-${job.requestId}`,
@@ -219,10 +228,14 @@ export const sessionMachine = setup({
         params: ({ event }) => ({ requestId: event.requestId, call: event.call, retried: false }),
       },
     },
-    'xstate.done.actor.call-*': {
+    // XState matches a wildcard only as a whole last token (`a.*`), so `call-*` would never match:
+    // every done/error event is seen here and the guard picks the calls' own.
+    'xstate.done.actor.*': {
+      guard: 'isBackendCall',
       actions: { type: 'settleCall', params: ({ event }) => (event as Extract<CallEvent, { output: unknown }>).output },
     },
-    'xstate.error.actor.call-*': {
+    'xstate.error.actor.*': {
+      guard: 'isBackendCall',
       actions: {
         type: 'failCall',
         params: ({ event }) => event.type.replace(/^xstate\.error\.actor\.call-/, '').replace(/-retry$/, ''),
@@ -234,7 +247,12 @@ export const sessionMachine = setup({
       always: [{ guard: 'shouldDiscoverNow', target: 'discovering' }, { target: 'ready' }],
     },
     ready: {
-      always: { guard: ({ context }) => context.parked.length > 0, target: 'refreshing' },
+      // Parked calls mean a 401: the refresh says so (`refresh_reason`), whatever the last one was for.
+      always: {
+        guard: ({ context }) => context.parked.length > 0,
+        target: 'refreshing',
+        actions: assign({ refreshReason: 'unauthorized_recovery' }),
+      },
       on: {
         'session.discover': 'discovering',
         'session.refresh': { target: 'refreshing', actions: assign({ refreshReason: ({ event }) => event.reason }) },
@@ -354,6 +372,7 @@ export const sessionMachine = setup({
       entry: [
         { type: 'failParked', params: ({ context }) => context.lastFailure! },
         { type: 'reportRefreshFailed', params: ({ context }) => context.lastFailure! },
+        'reportDiscoveryAbandoned',
         assign({ rediscover: false }),
       ],
       always: 'ready',

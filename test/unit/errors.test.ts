@@ -43,12 +43,17 @@ describe('error mapping', () => {
     expect(errorFromThrown(original, log)).toBe(original);
   });
 
-  it('answers anything unexpected with a generic internal error and logs it instead', () => {
+  it('answers anything unexpected with a generic internal error and logs its name and frames, never its message', () => {
     const { log, lines } = silent();
     const error = errorFromThrown(new TypeError('secret detail sk-abcdef'), log);
     expect([error.code, error.message]).toEqual([-32603, 'internal error']);
     expect(error.data).toEqual({ reason: 'internal', recovery: 'retry' });
-    expect(lines.join('')).toContain('secret detail');
-    expect(lines.join('')).not.toContain('sk-abcdef');
+    const logged = lines.join('');
+    expect(logged).toContain('unexpected failure: TypeError');
+    // A stack frame names where it was thrown: this test file.
+    expect(logged).toContain('errors.test.ts');
+    // A message may quote input (JSON.parse does), so none of it is logged.
+    expect(logged).not.toContain('secret detail');
+    expect(logged).not.toContain('sk-abcdef');
   });
 });

@@ -57,7 +57,7 @@ describe('serde wording of values and variants', () => {
 describe('unknown methods', () => {
   it('lists the implemented methods in the reference order', () => {
     expect(unknownMethodMessage('x/y')).toBe(
-      'Invalid request: unknown variant `x/y`, expected one of `initialize`, `account/login/start`, `account/login/cancel`, `account/logout`, `account/rateLimits/read`, `account/read`, `getAuthStatus`',
+      'Invalid request: unknown variant `x/y`, expected one of `initialize`, `account/login/start`, `account/login/cancel`, `account/login/complete`, `account/logout`, `account/rateLimits/read`, `account/read`, `getAuthStatus`',
     );
   });
 

@@ -1,0 +1,269 @@
+import { describe, expect, it } from 'vitest';
+import { createActor, setup, SimulatedClock } from 'xstate';
+import type { Policy, SessionEvent } from '../../machines/account-types.js';
+import { Secret } from '../../machines/secret.js';
+import type { SessionInput, SessionRequest } from '../../machines/session-machine.js';
+import { fakeSession, Gates, NO_POLICY, noCalls, quiet, storedChatgpt, type Fakes } from './harness.js';
+
+// The real session chart with fake HTTP, host and token endpoint, run under a
+// stand-in parent that records what the session reports (`sendParent`), on a
+// simulated clock so that deadlines are tested without waiting for them.
+
+const RATE_LIMITS = { kind: 'rateLimits', params: {} } as const;
+
+function startSession(input: Partial<SessionInput> & { mode: SessionInput['mode'] }, fakes: Fakes = {}, policy: Policy = NO_POLICY) {
+  const calls = noCalls();
+  const gates = new Gates();
+  const clock = new SimulatedClock();
+  const stored = input.mode === 'managed' ? storedChatgpt('ws-1') : null;
+  const full: SessionInput = {
+    accessToken: stored?.accessToken ?? new Secret('host-token-1'),
+    accountId: 'ws-1',
+    client: null,
+    policy,
+    stored,
+    discoverNow: false,
+    hostRefreshTimeoutMs: 10_000,
+    ...input,
+  };
+  const reports: SessionEvent[] = [];
+  const parent = setup({
+    types: { events: {} as SessionEvent },
+    actors: { session: fakeSession(fakes, calls, gates) },
+  }).createMachine({
+    invoke: { id: 'session', src: 'session', input: full },
+    on: { '*': { actions: ({ event }) => reports.push(event) } },
+  });
+  const actor = createActor(parent, { clock }).start();
+  const child = () => actor.getSnapshot().children.session!;
+  const settle = () => {
+    let seen: unknown[] = [reports.length, child().getSnapshot()];
+    return quiet(() => {
+      const now = [reports.length, child().getSnapshot()];
+      const changed = now.some((v, i) => v !== seen[i]);
+      seen = now;
+      return changed;
+    });
+  };
+  return {
+    clock,
+    calls,
+    fakes,
+    reports,
+    settle,
+    send: (event: SessionRequest) => child().send(event),
+    state: () => child().getSnapshot().value,
+    context: () => (child().getSnapshot() as unknown as { context: SessionInput }).context,
+    hold: gates.hold.bind(gates),
+    release: gates.release.bind(gates),
+    snapshotJson: () => JSON.stringify(child().getSnapshot()),
+  };
+}
+
+const types = (reports: SessionEvent[]) => reports.map((r) => r.type);
+
+describe('host refresh deadline', () => {
+  it('fails the parked calls with the timeout text when the host does not answer in time', async () => {
+    const s = startSession({ mode: 'external', hostRefreshTimeoutMs: 5_000 }, { rejectedTokens: ['host-token-1'], hostRefresh: 'hang' });
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    expect(s.state()).toEqual({ refreshing: 'external' });
+    expect(s.calls.hostRefresh).toEqual([{ previousAccountId: 'ws-1' }]);
+
+    s.clock.increment(4_999);
+    await s.settle();
+    expect(s.state()).toEqual({ refreshing: 'external' });
+    expect(s.reports).toEqual([]);
+
+    s.clock.increment(1);
+    await s.settle();
+    const failure = { kind: 'hostRefreshTimeout', message: 'auth refresh request timed out after 5s' };
+    expect(s.reports).toEqual([
+      { type: 'session.answered', requestId: 'r1', ok: false, failure },
+      { type: 'session.refreshFailed', failure },
+    ]);
+    expect(s.state()).toBe('ready');
+    // The old tokens stay; nothing was retried.
+    expect(s.context().accessToken.reveal()).toBe('host-token-1');
+    expect(s.calls.backend).toHaveLength(1);
+  });
+
+  it('stops the host request when the deadline passes', async () => {
+    const s = startSession({ mode: 'external', hostRefreshTimeoutMs: 5_000 }, { rejectedTokens: ['host-token-1'] });
+    s.hold('hostRefresh');
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    s.clock.increment(5_000);
+    await s.settle();
+    expect(s.calls.aborted).toEqual(['hostRefresh']);
+  });
+
+  it('takes the host deadline from the input', async () => {
+    const s = startSession({ mode: 'external', hostRefreshTimeoutMs: 30_000 }, { rejectedTokens: ['host-token-1'], hostRefresh: 'hang' });
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    s.clock.increment(29_999);
+    await s.settle();
+    expect(s.reports).toEqual([]);
+    s.clock.increment(1);
+    await s.settle();
+    expect(s.reports.at(-1)).toEqual({
+      type: 'session.refreshFailed',
+      failure: { kind: 'hostRefreshTimeout', message: 'auth refresh request timed out after 30s' },
+    });
+  });
+
+  it('forgets the deadline once the host has answered', async () => {
+    const s = startSession(
+      { mode: 'external', hostRefreshTimeoutMs: 5_000 },
+      { rejectedTokens: ['host-token-1'], hostRefresh: { accountId: 'ws-1', accessToken: 'host-token-2' } },
+    );
+    s.hold('hostRefresh');
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    s.clock.increment(4_000);
+    s.release('hostRefresh');
+    await s.settle();
+    s.clock.increment(10_000);
+    await s.settle();
+    expect(types(s.reports)).toEqual(['session.refreshed', 'session.answered', 'session.routed']);
+    expect(s.reports[1]).toMatchObject({ requestId: 'r1', ok: true });
+    expect(s.state()).toBe('ready');
+  });
+});
+
+describe('host-refreshed tokens', () => {
+  const FORCED_WS_1: Policy = { forcedLoginMethod: null, forcedWorkspaceIds: ['ws-1'] };
+
+  it('refuses tokens for a workspace outside the forced ones and keeps the old ones', async () => {
+    const s = startSession(
+      { mode: 'external' },
+      { rejectedTokens: ['host-token-1'], hostRefresh: { accountId: 'ws-3', accessToken: 'host-token-ws-3' } },
+      FORCED_WS_1,
+    );
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    const failure = {
+      kind: 'refreshWorkspaceNotAllowed',
+      message: 'Login is restricted to workspace(s) ws-1, but current credentials belong to ws-3',
+    };
+    expect(s.reports).toEqual([
+      { type: 'session.answered', requestId: 'r1', ok: false, failure },
+      { type: 'session.refreshFailed', failure },
+    ]);
+    expect(s.context()).toMatchObject({ accountId: 'ws-1' });
+    expect(s.context().accessToken.reveal()).toBe('host-token-1');
+    expect(s.calls.backend).toHaveLength(1);
+  });
+
+  it('installs tokens for an allowed workspace, retries the call with them and rediscovers', async () => {
+    const s = startSession(
+      { mode: 'external' },
+      { rejectedTokens: ['host-token-1'], hostRefresh: { accountId: 'ws-1', accessToken: 'host-token-2' } },
+      FORCED_WS_1,
+    );
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    expect(s.reports[0]).toMatchObject({ type: 'session.refreshed', tokens: { kind: 'external', accountId: 'ws-1' } });
+    expect(s.calls.backend.map((c) => [c.accessToken, c.retried])).toEqual([['host-token-1', false], ['host-token-2', true]]);
+    expect(s.calls.discover).toEqual([{ accountId: 'ws-1', accessToken: 'host-token-2' }]);
+    expect(s.reports.at(-1)).toMatchObject({ type: 'session.routed', routing: { accountId: 'ws-1' } });
+  });
+
+  it('never shows a token in its snapshot', async () => {
+    const s = startSession(
+      { mode: 'external' },
+      { rejectedTokens: ['host-token-1'], hostRefresh: { accountId: 'ws-1', accessToken: 'host-token-2' } },
+    );
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    const json = s.snapshotJson();
+    expect(json).not.toContain('host-token');
+    expect(json).toContain('[redacted]');
+  });
+});
+
+describe('routing discovery', () => {
+  it('waits for the first read unless asked to discover at once', async () => {
+    const s = startSession({ mode: 'managed' });
+    await s.settle();
+    expect(s.state()).toBe('ready');
+    expect(s.calls.discover).toEqual([]);
+    s.send({ type: 'session.discover' });
+    await s.settle();
+    expect(s.reports).toEqual([{ type: 'session.routed', routing: expect.objectContaining({ accountId: 'ws-1' }) }]);
+  });
+
+  it('recovers from a 401 by refreshing once and discovering again with the new tokens', async () => {
+    const s = startSession({ mode: 'managed', discoverNow: true }, { rejectedTokens: ['access-token-ws-1'] });
+    await s.settle();
+    expect(s.calls.discover.map((c) => c.accessToken)).toEqual(['access-token-ws-1', 'access-token-ws-1-r1']);
+    expect(s.calls.refresh).toEqual([{ reason: 'unauthorized_recovery', refreshToken: 'refresh-token-ws-1' }]);
+    expect(types(s.reports)).toEqual(['session.refreshed', 'session.routed']);
+    expect(s.state()).toBe('ready');
+  });
+
+  it('reports a second 401 in a row as unrouted instead of refreshing again', async () => {
+    const s = startSession({ mode: 'managed', discoverNow: true }, { rejectedTokens: ['access-token-ws-1', 'access-token-ws-1-r1'] });
+    await s.settle();
+    expect(s.calls.discover).toHaveLength(2);
+    expect(s.calls.refresh).toHaveLength(1);
+    expect(s.reports.at(-1)).toEqual({ type: 'session.unrouted', failure: { kind: 'backendUnauthorized', message: expect.any(String) } });
+    expect(s.state()).toBe('ready');
+  });
+
+  it('reports discovery as failed when the refresh after its 401 fails', async () => {
+    const s = startSession({ mode: 'managed', discoverNow: true }, { rejectedTokens: ['access-token-ws-1'], refreshFails: { kind: 'refreshTokenExpired' } });
+    await s.settle();
+    expect(s.reports).toEqual([
+      { type: 'session.refreshFailed', failure: { kind: 'refreshTokenExpired' } },
+      { type: 'session.unrouted', failure: { kind: 'refreshTokenExpired' } },
+    ]);
+    expect(s.state()).toBe('ready');
+  });
+
+  it('reports a discovery failure other than a 401 without refreshing', async () => {
+    const s = startSession({ mode: 'managed', discoverNow: true }, { workspaces: [] });
+    await s.settle();
+    expect(s.reports).toEqual([{ type: 'session.unrouted', failure: { kind: 'discoveryFailed', message: 'workspace routing discovery failed' } }]);
+    expect(s.calls.refresh).toEqual([]);
+  });
+
+  it('asks the host, not the token endpoint, when host tokens meet a 401 in discovery', async () => {
+    const s = startSession(
+      { mode: 'external', discoverNow: true },
+      { rejectedTokens: ['host-token-1'], hostRefresh: { accountId: 'ws-1', accessToken: 'host-token-2' } },
+    );
+    await s.settle();
+    expect(s.calls.refresh).toEqual([]);
+    expect(s.calls.hostRefresh).toHaveLength(1);
+    expect(s.calls.discover.map((c) => c.accessToken)).toEqual(['host-token-1', 'host-token-2']);
+    expect(types(s.reports)).toEqual(['session.refreshed', 'session.routed']);
+  });
+});
+
+describe('refresh', () => {
+  it('joins refresh triggers that arrive while one is in flight', async () => {
+    const s = startSession({ mode: 'managed' });
+    s.hold('refresh');
+    s.send({ type: 'session.refresh', reason: 'forced' });
+    s.send({ type: 'session.refresh', reason: 'forced' });
+    await s.settle();
+    s.send({ type: 'session.refresh', reason: 'forced' });
+    s.release('refresh');
+    await s.settle();
+    expect(s.calls.refresh).toHaveLength(1);
+    expect(types(s.reports)).toEqual(['session.refreshed', 'session.routed']);
+  });
+
+  it('reports a failed forced refresh and keeps serving with the old tokens', async () => {
+    const s = startSession({ mode: 'managed' }, { refreshFails: { kind: 'refreshTokenReused' } });
+    s.send({ type: 'session.refresh', reason: 'forced' });
+    await s.settle();
+    expect(s.reports).toEqual([{ type: 'session.refreshFailed', failure: { kind: 'refreshTokenReused' } }]);
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    expect(s.reports.at(-1)).toMatchObject({ type: 'session.answered', requestId: 'r1', ok: true });
+    expect(s.calls.backend[0]?.accessToken).toBe('access-token-ws-1');
+  });
+});
