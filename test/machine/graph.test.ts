@@ -81,6 +81,13 @@ const SAMPLES: Record<string, AccountEvent[]> = {
     attemptOutput({ loginId: LOGIN_ID, status: 'notStarted', failure: { kind: 'loginServerFailed' } }),
   ],
   'xstate.error.actor.attempt': [error('attempt')],
+  // Another process changed the stored credentials (the watch)
+  'credentials.reloaded': [
+    { type: 'credentials.reloaded', auth: null },
+    { type: 'credentials.reloaded', auth: apiKey },
+    { type: 'credentials.reloaded', auth: storedChatgpt('ws-1') },
+  ],
+  'credentials.unreadable': [{ type: 'credentials.unreadable', failure: { kind: 'authFileCorrupt' } }],
 };
 /**
  * Raised by one region for the other, always together with the context

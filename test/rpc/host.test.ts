@@ -12,7 +12,7 @@ function host() {
   const connection = new HostConnection(writer, createLogger('debug', (l) => logs.push(l)));
   const sent = () => {
     writer.flush();
-    return (output.read()?.toString() ?? '').split('\n').filter(Boolean).map((l: string) => JSON.parse(l));
+    return (output.read()?.toString() ?? '').split('\n').filter(Boolean).map((l: string) => JSON.parse(l) as { id: number });
   };
   return { connection, sent, logs };
 }
@@ -26,7 +26,7 @@ describe('the server→client request port (SPEC §9.3)', () => {
     const h = host();
     const first = ask(h.connection);
     const second = ask(h.connection);
-    expect(h.sent().map((m) => m.id)).toEqual([0, 1]);
+    expect(h.sent().map((m: { id: number }) => m.id)).toEqual([0, 1]);
     h.connection.handleResponse(1, { result: { accessToken: 'b' } });
     h.connection.handleResponse(0, { result: { accessToken: 'a' } });
     expect(await first).toEqual({ accessToken: 'a' });
