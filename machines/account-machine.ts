@@ -260,6 +260,11 @@ export const accountMachine = setup({
       enqueue.emit({ type: 'login.completed', loginId: context.announcement.loginId, success: true, error: null });
       enqueue.assign({ announcement: null });
     }),
+    answerAbandonedPastes: enqueueActions(({ context, enqueue }) => {
+      const ended = { kind: 'loginNotWaiting' as const, message: 'the login ended before this redirect URL was used' };
+      for (const requestId of context.pasteWaiters) enqueue.emit(fail(requestId, ended));
+      enqueue.assign({ pasteWaiters: [] });
+    }),
     /**
      * Discovery ended (or was abandoned): say what an announced login or
      * loaded credentials need to say, then answer the waiting reads.
@@ -302,6 +307,7 @@ export const accountMachine = setup({
     startingRequest: null,
     readWaiters: [],
     backendWaiters: [],
+    pasteWaiters: [],
     deferred: [],
     announcement: null,
     hostRefreshTimeoutMs: input.hostRefreshTimeoutMs ?? DEFAULT_HOST_REFRESH_TIMEOUT_MS,
@@ -574,7 +580,10 @@ export const accountMachine = setup({
         'login.complete': [
           {
             guard: { type: 'isPendingLoginFor', params: ({ event }) => event.loginId },
-            actions: sendTo('attempt', ({ event }) => ({ type: 'attempt.paste' as const, redirectUrl: event.redirectUrl, requestId: event.requestId })),
+            actions: [
+              assign({ pasteWaiters: ({ context, event }) => [...context.pasteWaiters, event.requestId] }),
+              sendTo('attempt', ({ event }) => ({ type: 'attempt.paste' as const, redirectUrl: event.redirectUrl, requestId: event.requestId })),
+            ],
           },
           {
             actions: {
@@ -590,6 +599,8 @@ export const accountMachine = setup({
         /** A browser or device login in progress (SPEC §6, §7): the attempt child runs it. */
         chatgptPending: {
           initial: 'starting',
+          // However the attempt ends, a paste it had not answered yet still gets its one reply.
+          exit: 'answerAbandonedPastes',
           invoke: {
             id: 'attempt',
             src: 'loginAttempt',
@@ -612,6 +623,10 @@ export const accountMachine = setup({
                     // `loginAttempt.startFailed` answered the start request already; nothing more to say.
                     if (context.startingRequest !== null) enqueue.emit(fail(context.startingRequest, outcome.failure));
                     return;
+                  }
+                  if (context.startingRequest !== null) {
+                    // Ended before it was ready (the chart allows it): the start request still gets its reply.
+                    enqueue.emit(fail(context.startingRequest, { kind: 'loginFailed', message: outcome.status === 'failed' ? outcome.error : 'the login ended before it was ready' }));
                   }
                   if (outcome.status === 'failed') {
                     enqueue.emit({ type: 'login.completed', loginId: pending.loginId, success: false, error: outcome.error });
@@ -662,9 +677,10 @@ export const accountMachine = setup({
           },
           on: {
             'loginAttempt.pasteAnswered': {
-              actions: emit(({ event }) =>
-                event.ok ? ok(event.requestId, { kind: 'empty' }) : fail(event.requestId, event.failure),
-              ),
+              actions: [
+                assign({ pasteWaiters: ({ context, event }) => context.pasteWaiters.filter((id) => id !== event.requestId) }),
+                emit(({ event }) => (event.ok ? ok(event.requestId, { kind: 'empty' }) : fail(event.requestId, event.failure))),
+              ],
             },
           },
           states: {

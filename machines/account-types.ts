@@ -171,6 +171,8 @@ export interface AccountContext {
   startingRequest: string | null;
   /** Reads waiting for routing discovery, answered together when it ends (one discovery for all). */
   readWaiters: string[];
+  /** `account/login/complete` requests the attempt has not answered yet. */
+  pasteWaiters: string[];
   /** Requests whose backend call the session runs (rate limits), answered when it reports. */
   backendWaiters: string[];
   /** State-changing requests that arrived while the credentials were busy; replayed in arrival order. */
