@@ -1,11 +1,8 @@
 import {
   PLAN_TYPES,
   type AccountContext,
-  type AccountView,
   type AuthFailure,
   type AuthMode,
-  type AuthStatusView,
-  type LoginFlow,
   type PlanType,
   type Policy,
   type StoredAuth,
@@ -57,38 +54,6 @@ export function activePlanType(context: AccountContext): PlanType | null {
   if (context.external) return context.external.planType;
   if (context.stored?.kind === 'chatgpt') return toPlanType(context.stored.claims.planType ?? 'unknown');
   return null;
-}
-
-export function viewAccount(context: AccountContext): AccountView {
-  const authMode = activeAuthMode(context);
-  const identity = context.external ?? (context.stored?.kind === 'chatgpt' ? context.stored.claims : null);
-  return {
-    authMode,
-    email: identity?.email ?? null,
-    planType: activePlanType(context),
-    userId: identity?.userId ?? null,
-    routing: authMode === 'chatgpt' || authMode === 'chatgptAuthTokens' ? context.routing : null,
-  };
-}
-
-export function viewAuthStatus(context: AccountContext, includeToken: boolean): AuthStatusView {
-  const authMode = activeAuthMode(context);
-  let token = null;
-  if (context.external) token = context.external.accessToken;
-  else if (context.stored?.kind === 'apiKey') token = context.stored.apiKey;
-  else if (context.stored?.kind === 'chatgpt') token = context.stored.accessToken;
-  return { authMode, token: includeToken ? token : null };
-}
-
-/** The `completed.error` text a cancelled login reports (SPEC §3.2, §3.3). */
-export function loginEndedMessage(flow: LoginFlow, why: 'notCompleted' | 'cancelled'): string {
-  const text = why === 'cancelled' ? 'Login cancelled' : 'Login was not completed';
-  return flow === 'browser' ? `Login server error: ${text}` : text;
-}
-
-/** Why credentials of another workspace were refused (SPEC §9.3 wording). */
-export function workspaceRestrictionMessage(policy: Policy, accountId: string | null): string {
-  return `Login is restricted to workspace(s) ${(policy.forcedWorkspaceIds ?? []).join(', ')}, but current credentials belong to ${accountId ?? 'no workspace'}`;
 }
 
 /**

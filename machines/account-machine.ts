@@ -1,102 +1,54 @@
-import { assertEvent, assign, emit, enqueueActions, fromPromise, setup } from 'xstate';
+import { and, assertEvent, assign, emit, enqueueActions, fromPromise, not, or, raise, sendTo, setup, stateIn } from 'xstate';
 import {
   activeAuthMode,
   activePlanType,
   isLoginMethodAllowed,
   isStoredAuthVisible,
   isWorkspaceAllowed,
-  loginEndedMessage,
   resolvePlanType,
   toFailure,
-  viewAccount,
-  viewAuthStatus,
-  workspaceRestrictionMessage,
 } from './account-guards.js';
+import { viewAccount, viewAuthStatus } from './account-views.js';
 import type {
   AccountContext,
   AccountEmitted,
   AccountEvent,
   AccountInput,
+  AttemptOutcome,
   AuthFailure,
-  ClientIdentity,
   ExternalTokens,
-  LoginFlow,
-  PendingLogin,
-  Policy,
+  LoginAttemptInput,
   ReplyValue,
-  StartedLogin,
+  RequestEvent,
   StoredAuth,
   StoredChatgpt,
-  TokenClaims,
-  WorkspaceRouting,
 } from './account-types.js';
+import { notProvided } from './not-provided.js';
 import type { Secret } from './secret.js';
+import { DEFAULT_HOST_REFRESH_TIMEOUT_MS, sessionMachine, type SessionInput } from './session-machine.js';
+import { loginEndedMessage, loginFailedMessage, workspaceRestrictionMessage } from './wording.js';
 
-/**
- * Default for every effect: reject. Production (`src/effects/actors.ts`) and
- * tests supply real implementations with `accountMachine.provide({ actors })`;
- * an effect nobody provided answers `notImplemented` instead of hanging.
- */
-function notProvided(name: string) {
-  return async (): Promise<never> => {
-    throw { kind: 'notImplemented', message: `${name} is not available in this build` } satisfies AuthFailure;
-  };
-}
-
-export interface DiscoverRoutingInput {
-  accessToken: Secret;
-  accountId: string | null;
-  client: ClientIdentity | null;
-}
+export type { DiscoverRoutingInput, HostRefreshOutput } from './session-machine.js';
 
 export interface ClearCredentialsInput {
   /** Refresh token to revoke before deleting (managed ChatGPT login only). */
   revokeToken: Secret | null;
-  client: ClientIdentity | null;
+  client: AccountContext['client'];
 }
 
-export interface StartLoginInput {
-  flow: LoginFlow;
-  policy: Policy;
-  client: ClientIdentity | null;
-}
+type Args = { context: AccountContext; event: AccountEvent };
 
-export interface HostRefreshOutput {
-  accessToken: Secret;
-  accountId: string;
-  planType: string | null;
-  claims: TokenClaims | null;
-}
-
-type Ctx = { context: AccountContext; event: object };
-
-/** The request a transition answers: the event's own, or the one a busy state remembered. */
-function requestIdOf({ context, event }: Ctx): string {
+/** The request a transition answers: the event's own, or the one the busy credentials remembered. */
+function requestIdOf({ context, event }: Args): string {
   if ('requestId' in event && typeof event.requestId === 'string') return event.requestId;
-  return context.requestId ?? '';
+  return context.busyWith ?? '';
 }
 
-function okReply(args: Ctx, value: ReplyValue): AccountEmitted {
-  return { type: 'reply', requestId: requestIdOf(args), ok: true, value };
-}
+const ok = (requestId: string, value: ReplyValue): AccountEmitted => ({ type: 'reply', requestId, ok: true, value });
+const fail = (requestId: string, failure: AuthFailure): AccountEmitted => ({ type: 'reply', requestId, ok: false, failure });
 
-function failReply(args: Ctx, failure: AuthFailure): AccountEmitted {
-  return { type: 'reply', requestId: requestIdOf(args), ok: false, failure };
-}
-
-/** `completed` for the pending login: success when `error` is null. */
-function pendingLoginEnded(context: AccountContext, error: string | null): AccountEmitted {
-  return { type: 'login.completed', loginId: context.pending?.loginId ?? null, success: error === null, error };
-}
-
-/** Discovery runs with the active ChatGPT credentials: host tokens first, else the stored login. */
-function discoveryInput({ context }: { context: AccountContext }): DiscoverRoutingInput {
-  if (context.external) {
-    return { accessToken: context.external.accessToken, accountId: context.external.accountId, client: context.client };
-  }
-  const stored = context.stored as StoredChatgpt;
-  return { accessToken: stored.accessToken, accountId: stored.accountId, client: context.client };
-}
+const accountReply = (context: AccountContext, requestId: string) =>
+  ok(requestId, { kind: 'account', account: viewAccount(context) });
 
 function externalTokensFrom(event: Extract<AccountEvent, { type: 'login.externalTokens' }>): ExternalTokens {
   const claims = event.claims!;
@@ -109,6 +61,50 @@ function externalTokensFrom(event: Extract<AccountEvent, { type: 'login.external
   };
 }
 
+/** Session input for the active ChatGPT credentials: host tokens first, else the stored login. */
+function sessionInput(context: AccountContext): SessionInput {
+  const { hostRefreshTimeoutMs } = context;
+  const discoverNow = context.announcement !== null && context.announcement.kind !== 'storedCredentials';
+  if (context.external) {
+    return {
+      mode: 'external',
+      accessToken: context.external.accessToken,
+      accountId: context.external.accountId,
+      client: context.client,
+      stored: null,
+      discoverNow,
+      hostRefreshTimeoutMs,
+    };
+  }
+  const stored = context.stored as StoredChatgpt;
+  return {
+    mode: 'managed',
+    accessToken: stored.accessToken,
+    accountId: stored.accountId,
+    client: context.client,
+    stored,
+    discoverNow,
+    hostRefreshTimeoutMs,
+  };
+}
+
+/**
+ * The account statechart (the root actor, the only one whose events reach
+ * the wire). Two parallel regions:
+ * - `credentials`: which credentials are active (`loggedOut`, `apiKey`,
+ *   `chatgpt`, `externalTokens`) and the busy steps that change them
+ *   (`loading`, `saving`, `clearing`); the ChatGPT modes run the session
+ *   child (discovery, refresh).
+ * - `login`: a browser/device login in progress (`chatgptPending`), run by
+ *   the login-attempt child.
+ *
+ * Requests are events with a `requestId`, each answered by exactly one
+ * emitted `reply`. Reads that need discovery wait in `readWaiters` (one
+ * discovery for all). State-changing requests that arrive while the
+ * credentials are busy wait in `deferred` and are replayed in arrival order:
+ * that ordering rule lives here, not in the adapter. Pure reads are answered
+ * from the snapshot by `account-views.ts` without an event at all.
+ */
 export const accountMachine = setup({
   types: {
     context: {} as AccountContext,
@@ -120,15 +116,8 @@ export const accountMachine = setup({
     loadCredentials: fromPromise<StoredAuth | null, void>(notProvided('loading credentials')),
     saveCredentials: fromPromise<StoredAuth, { auth: StoredAuth }>(notProvided('saving credentials')),
     clearCredentials: fromPromise<void, ClearCredentialsInput>(notProvided('logout')),
-    discoverRouting: fromPromise<WorkspaceRouting, DiscoverRoutingInput>(notProvided('workspace routing discovery')),
-    startLogin: fromPromise<StartedLogin, StartLoginInput>(notProvided('ChatGPT login')),
-    awaitLogin: fromPromise<StoredAuth, PendingLogin>(notProvided('ChatGPT login')),
-    refreshTokens: fromPromise<StoredChatgpt, { stored: StoredChatgpt; client: ClientIdentity | null }>(
-      notProvided('token refresh'),
-    ),
-    requestHostRefresh: fromPromise<HostRefreshOutput, { previousAccountId: string | null }>(
-      notProvided('host token refresh'),
-    ),
+    session: sessionMachine,
+    loginAttempt: fromPromise<AttemptOutcome, LoginAttemptInput>(notProvided('ChatGPT login')),
   },
   guards: {
     isExternalAuthActive: ({ context }) => context.external !== null,
@@ -142,59 +131,120 @@ export const accountMachine = setup({
       stored !== null && isStoredAuthVisible(context.policy, stored),
     isPendingLogin: ({ context, event }) =>
       event.type === 'login.cancel' && context.pending !== null && context.pending.loginId === event.loginId,
-    hasPendingLogin: ({ context }) => context.pending !== null,
+    isLoginStarting: ({ context }) => context.startingRequest !== null,
     hasStoredApiKey: ({ context }) => context.stored?.kind === 'apiKey',
+    hasStoredChatgpt: ({ context }) => context.stored?.kind === 'chatgpt',
     hasNoActiveAuth: ({ context }) => activeAuthMode(context) === null,
     isApiKeyActive: ({ context }) => activeAuthMode(context) === 'apikey',
-    hasStoredChatgpt: ({ context }) => context.stored?.kind === 'chatgpt',
     /** An unreadable auth.json only matters while nothing else is active (host tokens never touch it). */
     hasStorageIssue: ({ context }) => context.storageIssue !== null && activeAuthMode(context) === null,
+    /** Loading, saving or clearing: state-changing requests wait their turn. */
+    areCredentialsBusy: ({ context }) => context.busyWith !== null,
+    isLoading: ({ context }) => context.busyWith === 'load',
     lacksRouting: ({ context }) => context.routing === null,
     isRefreshedWorkspaceAllowed: ({ context }, accountId: string) => isWorkspaceAllowed(context.policy, accountId),
+    isAttemptWorkspaceAllowed: ({ context }, outcome: AttemptOutcome) =>
+      !outcome.ok || isStoredAuthVisible(context.policy, outcome.auth),
+    didAttemptSucceed: (_, outcome: AttemptOutcome) => outcome.ok,
   },
   actions: {
-    rememberRequest: assign({ requestId: ({ event }) => ('requestId' in event ? event.requestId : null) }),
-    forgetRequest: assign({ requestId: null }),
-    identifyClient: assign({
-      client: ({ event }) => {
-        assertEvent(event, 'client.identify');
-        return event.client;
-      },
+    identifyClient: assign(({ context, event }) => {
+      assertEvent(event, 'client.identify');
+      return { client: event.client, hostRefreshTimeoutMs: event.hostRefreshTimeoutMs ?? context.hostRefreshTimeoutMs };
     }),
-    replyFailure: emit((args, failure: AuthFailure) => failReply(args, failure)),
-    replyAccount: emit((args) => okReply(args, { kind: 'account', account: viewAccount(args.context) })),
+    /** Keeps a state-changing request for later; replayed by `replayDeferred`. */
+    defer: assign({
+      deferred: ({ context, event }) => [...context.deferred, event as RequestEvent],
+    }),
+    replayDeferred: enqueueActions(({ context, enqueue }) => {
+      if (context.deferred.length === 0) return;
+      const events = context.deferred;
+      enqueue.assign({ deferred: [] });
+      for (const event of events) enqueue.raise(event);
+    }),
+    rememberBusy: assign({ busyWith: ({ event }) => ('requestId' in event ? event.requestId : '') }),
+    forgetBusy: assign({ busyWith: null }),
+    replyFailure: emit((args, failure: AuthFailure) => fail(requestIdOf(args), failure)),
+    replyAccount: emit((args) => accountReply(args.context, requestIdOf(args))),
     replyAuthStatus: emit((args) => {
       assertEvent(args.event, 'authStatus.read');
-      return okReply(args, { kind: 'authStatus', status: viewAuthStatus(args.context, args.event.includeToken) });
+      return ok(args.event.requestId, { kind: 'authStatus', status: viewAuthStatus(args.context, args.event.includeToken) });
     }),
-    replyCancelNotFound: emit((args) => okReply(args, { kind: 'cancel', status: 'notFound' })),
+    replyLogin: emit((args, type: 'apiKey' | 'chatgptAuthTokens') => ok(requestIdOf(args), { kind: 'login', type })),
+    replyEmpty: emit((args) => ok(requestIdOf(args), { kind: 'empty' })),
+    replyCancel: emit((args, status: 'canceled' | 'notFound') => ok(requestIdOf(args), { kind: 'cancel', status })),
     replyWorkspaceNotAllowed: emit((args) => {
       assertEvent(args.event, 'login.externalTokens');
-      return failReply(args, {
+      return fail(args.event.requestId, {
         kind: 'workspaceNotAllowed',
         allowed: args.context.policy.forcedWorkspaceIds ?? [],
         received: args.event.accountId,
       });
     }),
-    replyStorageIssue: emit((args) => failReply(args, args.context.storageIssue!)),
-    replyDiscoveryFailure: emit((args) =>
-      failReply(args, toFailure('error' in args.event ? args.event.error : undefined, 'discoveryFailed')),
-    ),
-    assignRouting: assign({
-      routing: ({ context, event }) => ('output' in event ? (event.output as WorkspaceRouting) : context.routing),
+    replyStorageIssue: emit((args) => fail(requestIdOf(args), args.context.storageIssue!)),
+    addReadWaiter: assign({
+      readWaiters: ({ context, event }) => [...context.readWaiters, (event as { requestId: string }).requestId],
     }),
-    /** Ends a pending browser/device login, reporting it as not completed (or cancelled). */
-    endPendingLogin: enqueueActions(({ context, enqueue }, params: { why: 'notCompleted' | 'cancelled' }) => {
-      if (context.pending === null) return;
-      enqueue.emit(pendingLoginEnded(context, loginEndedMessage(context.pending.flow, params.why)));
-      enqueue.assign({ pending: null });
+    askSessionToDiscover: sendTo('session', { type: 'session.discover' }),
+    forwardUnauthorized: sendTo('session', { type: 'session.unauthorized' }),
+    /** Answers every waiting read with the account as it stands (a logout or login is taking over). */
+    answerReadWaiters: enqueueActions(({ context, enqueue }) => {
+      for (const requestId of context.readWaiters) enqueue.emit(accountReply(context, requestId));
+      enqueue.assign({ readWaiters: [] });
+    }),
+    failReadWaiters: enqueueActions(({ context, enqueue }, failure: AuthFailure) => {
+      for (const requestId of context.readWaiters) enqueue.emit(fail(requestId, failure));
+      enqueue.assign({ readWaiters: [] });
     }),
     notifyAccountUpdated: emit(({ context }) => ({
       type: 'account.updated' as const,
       authMode: activeAuthMode(context),
       planType: activePlanType(context),
     })),
-    notifyLoginSucceeded: emit({ type: 'login.completed', loginId: null, success: true, error: null }),
+    notifyTokensLoginSucceeded: emit({ type: 'login.completed', loginId: null, success: true, error: null }),
+    /** Ends a pending browser/device login, reporting it as not completed (or cancelled). */
+    endPendingLogin: enqueueActions(({ context, enqueue }, why: 'notCompleted' | 'cancelled') => {
+      if (context.pending === null) return;
+      if (context.startingRequest !== null) {
+        // Its start request is still unanswered: it learns the login was cancelled.
+        enqueue.emit(fail(context.startingRequest, { kind: 'internal', message: loginEndedMessage(context.pending.flow, why) }));
+      } else {
+        enqueue.emit({
+          type: 'login.completed',
+          loginId: context.pending.loginId,
+          success: false,
+          error: loginEndedMessage(context.pending.flow, why),
+        });
+      }
+      enqueue.assign({ pending: null, startingRequest: null });
+    }),
+    /**
+     * Discovery ended (or was abandoned): say what an announced login or
+     * loaded credentials need to say, then answer the waiting reads.
+     */
+    announce: enqueueActions(({ context, enqueue }, failure: AuthFailure | null) => {
+      const a = context.announcement;
+      if (a?.kind === 'externalLogin') {
+        // SPEC §9.1: a failed discovery fails the completed, tokens stay installed; no `updated`.
+        if (failure) {
+          enqueue.emit({ type: 'login.completed', loginId: null, success: false, error: loginFailedMessage(failure) });
+        } else {
+          enqueue.emit({ type: 'login.completed', loginId: null, success: true, error: null });
+          enqueue.emit({ type: 'account.updated', authMode: activeAuthMode(context), planType: activePlanType(context) });
+        }
+      } else if (a?.kind === 'chatgptLogin') {
+        // The credentials are stored whatever discovery said: the login succeeded; reads retry discovery.
+        enqueue.emit({ type: 'login.completed', loginId: a.loginId, success: true, error: null });
+        enqueue.emit({ type: 'account.updated', authMode: activeAuthMode(context), planType: activePlanType(context) });
+      } else if (a?.kind === 'storedCredentials' && !failure) {
+        enqueue.emit({ type: 'account.updated', authMode: activeAuthMode(context), planType: activePlanType(context) });
+      }
+      if (a && (a.kind !== 'storedCredentials' || !failure)) enqueue.assign({ announcement: null });
+      for (const requestId of context.readWaiters) {
+        enqueue.emit(failure ? fail(requestId, failure) : accountReply(context, requestId));
+      }
+      enqueue.assign({ readWaiters: [] });
+    }),
   },
 }).createMachine({
   id: 'account',
@@ -206,340 +256,360 @@ export const accountMachine = setup({
     routing: null,
     pending: null,
     storageIssue: null,
-    requestId: null,
+    busyWith: 'load',
+    startingRequest: null,
+    readWaiters: [],
+    deferred: [],
+    announcement: null,
+    hostRefreshTimeoutMs: input.hostRefreshTimeoutMs ?? DEFAULT_HOST_REFRESH_TIMEOUT_MS,
   }),
-  initial: 'loading',
+  type: 'parallel',
   on: {
     'client.identify': { actions: 'identifyClient' },
+    'authStatus.read': [{ guard: 'isLoading', actions: 'defer' }, { actions: 'replyAuthStatus' }],
     'account.read': [
+      { guard: 'isLoading', actions: 'defer' },
       { guard: 'hasStorageIssue', actions: 'replyStorageIssue' },
+      {
+        // One discovery for every read that needs it; the waiters are answered together.
+        guard: and([or([stateIn({ credentials: 'chatgpt' }), stateIn({ credentials: 'externalTokens' })]), 'lacksRouting']),
+        actions: ['addReadWaiter', 'askSessionToDiscover'],
+      },
       { actions: 'replyAccount' },
     ],
-    'authStatus.read': { actions: 'replyAuthStatus' },
-    'login.cancel': { actions: 'replyCancelNotFound' },
-    'login.apiKey': [
-      { guard: 'isExternalAuthActive', actions: { type: 'replyFailure', params: { kind: 'externalAuthActive' } } },
-      { guard: 'isApiKeyLoginForbidden', actions: { type: 'replyFailure', params: { kind: 'apiKeyLoginDisabled' } } },
-      { target: '.savingApiKey', actions: 'rememberRequest' },
-    ],
-    'login.chatgpt': [
-      { guard: 'isExternalAuthActive', actions: { type: 'replyFailure', params: { kind: 'externalAuthActive' } } },
-      { guard: 'isChatgptLoginForbidden', actions: { type: 'replyFailure', params: { kind: 'chatgptLoginDisabled' } } },
-      { target: '.startingLogin', actions: 'rememberRequest' },
-    ],
-    'login.externalTokens': [
-      {
-        guard: 'isExperimentalApiMissing',
-        actions: { type: 'replyFailure', params: { kind: 'experimentalApiRequired' } },
-      },
-      { guard: 'isChatgptLoginForbidden', actions: { type: 'replyFailure', params: { kind: 'externalAuthDisabled' } } },
-      { guard: 'isWorkspaceForbidden', actions: 'replyWorkspaceNotAllowed' },
-      { guard: 'isTokenUndecodable', actions: { type: 'replyFailure', params: { kind: 'invalidToken' } } },
-      {
-        target: '.externalTokens.verifying',
-        actions: [
-          'rememberRequest',
-          { type: 'endPendingLogin', params: { why: 'notCompleted' } },
-          assign({
-            external: ({ event }) => {
-              assertEvent(event, 'login.externalTokens');
-              return externalTokensFrom(event);
-            },
-            routing: null,
-          }),
-          emit((args) => okReply(args, { kind: 'login', type: 'chatgptAuthTokens' })),
-        ],
-      },
-    ],
-    logout: { target: '.loggingOut', actions: 'rememberRequest' },
-    // The ChatGPT fetch itself arrives with the 401-recovery issue.
     'rateLimits.read': [
+      { guard: 'isLoading', actions: 'defer' },
       { guard: 'hasNoActiveAuth', actions: { type: 'replyFailure', params: { kind: 'rateLimitsNeedAuth' } } },
       { guard: 'isApiKeyActive', actions: { type: 'replyFailure', params: { kind: 'rateLimitsNeedChatgpt' } } },
-      { actions: { type: 'replyFailure', params: { kind: 'notImplemented' } } },
+      // The ChatGPT fetch arrives with the 401-recovery issue.
+      { actions: { type: 'replyFailure', params: { kind: 'notImplemented', message: 'rate limits are not available in this build' } } },
     ],
+    'auth.unauthorized': { actions: 'forwardUnauthorized' },
   },
   states: {
-    loading: {
-      invoke: {
-        id: 'load',
-        src: 'loadCredentials',
-        onDone: [
+    credentials: {
+      initial: 'loading',
+      // State-changing requests move this region directly (one microstep), so a replayed request
+      // never runs before the transitions of the one replayed ahead of it.
+      on: {
+        'login.apiKey': [
+          { guard: 'areCredentialsBusy', actions: 'defer' },
+          { guard: 'isExternalAuthActive', actions: { type: 'replyFailure', params: { kind: 'externalAuthActive' } } },
+          { guard: 'isApiKeyLoginForbidden', actions: { type: 'replyFailure', params: { kind: 'apiKeyLoginDisabled' } } },
           {
-            guard: { type: 'isStoredAuthVisible', params: ({ event }) => event.output },
-            target: 'settle',
-            actions: assign({ stored: ({ event }) => event.output }),
+            // A pending ChatGPT login is cancelled first; its completed precedes the reply (SPEC §3.2).
+            target: '.saving',
+            actions: [{ type: 'endPendingLogin', params: 'notCompleted' }, raise({ type: 'attempt.abandon' }), 'rememberBusy'],
           },
-          { target: 'settle' },
         ],
-        onError: {
-          target: 'settle',
-          actions: assign({ storageIssue: ({ event }) => toFailure(event.error, 'authFileCorrupt') }),
-        },
-      },
-    },
-    /** Routes to the mode the context implies; every busy state ends here. */
-    settle: {
-      entry: 'forgetRequest',
-      always: [
-        { guard: 'isExternalAuthActive', target: 'externalTokens' },
-        { guard: 'hasPendingLogin', target: 'chatgptPending' },
-        { guard: 'hasStoredApiKey', target: 'apiKey' },
-        { guard: 'hasStoredChatgpt', target: 'chatgpt' },
-        { target: 'loggedOut' },
-      ],
-    },
-    loggedOut: {
-      tags: ['idle'],
-    },
-    apiKey: {
-      tags: ['idle'],
-    },
-    savingApiKey: {
-      entry: { type: 'endPendingLogin', params: { why: 'notCompleted' } },
-      invoke: {
-        id: 'saveApiKey',
-        src: 'saveCredentials',
-        input: ({ event }) => {
-          assertEvent(event, 'login.apiKey');
-          return { auth: { kind: 'apiKey', apiKey: event.apiKey } };
-        },
-        onDone: {
-          target: 'settle',
-          actions: [
-            assign({ stored: ({ event }) => event.output, routing: null, storageIssue: null }),
-            emit((args) => okReply(args, { kind: 'login', type: 'apiKey' })),
-            'notifyLoginSucceeded',
-            'notifyAccountUpdated',
-          ],
-        },
-        onError: {
-          target: 'settle',
-          actions: emit((args) => failReply(args, toFailure(args.event.error, 'storageFailed'))),
-        },
-      },
-    },
-    startingLogin: {
-      /** A new ChatGPT login supersedes a pending one (SPEC §3.2). */
-      entry: { type: 'endPendingLogin', params: { why: 'cancelled' } },
-      invoke: {
-        id: 'startLogin',
-        src: 'startLogin',
-        input: ({ context, event }) => {
-          assertEvent(event, 'login.chatgpt');
-          return { flow: event.flow, policy: context.policy, client: context.client };
-        },
-        onDone: {
-          target: 'settle',
-          actions: [
-            assign({
-              pending: ({ event }) => ({ loginId: event.output.loginId, flow: pendingFlow(event.output) }),
-            }),
-            emit((args) => {
-              const output = args.event.output;
-              return okReply(args, {
-                kind: 'loginStarted',
-                loginId: output.loginId,
-                flow: pendingFlow(output),
-                details: output.details,
-              });
-            }),
-          ],
-        },
-        onError: {
-          target: 'settle',
-          actions: emit((args) => failReply(args, toFailure(args.event.error))),
-        },
-      },
-    },
-    chatgptPending: {
-      tags: ['idle'],
-      invoke: {
-        id: 'awaitLogin',
-        src: 'awaitLogin',
-        input: ({ context }) => context.pending!,
-        onDone: [
+        'login.externalTokens': [
+          { guard: 'isExperimentalApiMissing', actions: { type: 'replyFailure', params: { kind: 'experimentalApiRequired' } } },
+          { guard: 'isChatgptLoginForbidden', actions: { type: 'replyFailure', params: { kind: 'externalAuthDisabled' } } },
+          { guard: 'isWorkspaceForbidden', actions: 'replyWorkspaceNotAllowed' },
+          { guard: 'isTokenUndecodable', actions: { type: 'replyFailure', params: { kind: 'invalidToken' } } },
+          { guard: 'areCredentialsBusy', actions: 'defer' },
           {
-            guard: { type: 'isStoredAuthVisible', params: ({ event }) => event.output },
-            target: 'settle',
+            // Reply at once; discovery then decides `completed` (SPEC §9.1).
+            target: '.externalTokens',
             actions: [
-              emit(({ context }) => pendingLoginEnded(context, null)),
-              assign({ stored: ({ event }) => event.output, pending: null, routing: null, storageIssue: null }),
-              'notifyAccountUpdated',
-            ],
-          },
-          {
-            // Credentials the policy would hide (another workspace): the login fails.
-            target: 'settle',
-            actions: [
-              emit(({ context, event }) =>
-                pendingLoginEnded(
-                  context,
-                  `Login server error: ${workspaceRestrictionMessage(
-                    context.policy,
-                    event.output.kind === 'chatgpt' ? event.output.accountId : null,
-                  )}`,
-                ),
-              ),
-              assign({ pending: null }),
+              { type: 'endPendingLogin', params: 'notCompleted' },
+              raise({ type: 'attempt.abandon' }),
+              'answerReadWaiters',
+              assign(({ event }) => {
+                assertEvent(event, 'login.externalTokens');
+                return { external: externalTokensFrom(event), routing: null, announcement: { kind: 'externalLogin' as const } };
+              }),
+              { type: 'replyLogin', params: 'chatgptAuthTokens' },
             ],
           },
         ],
-        onError: {
-          target: 'settle',
-          actions: [
-            emit(({ context, event }) => pendingLoginEnded(context, toFailure(event.error).message ?? 'Login failed')),
-            assign({ pending: null }),
-          ],
-        },
-      },
-      on: {
-        'login.cancel': {
-          guard: 'isPendingLogin',
-          target: 'settle',
-          // The `canceled` response goes out before the flow's `completed` (SPEC §3.3).
-          actions: [
-            emit((args) => okReply(args, { kind: 'cancel', status: 'canceled' })),
-            { type: 'endPendingLogin', params: { why: 'notCompleted' } },
-          ],
-        },
-      },
-    },
-    chatgpt: {
-      initial: 'idle',
-      on: {
-        'account.read': { guard: 'lacksRouting', target: '.discovering', actions: 'rememberRequest' },
-        'auth.unauthorized': { target: '.refreshing' },
+        logout: [
+          { guard: 'areCredentialsBusy', actions: 'defer' },
+          {
+            // A logout wins over what is in flight: waiting reads are answered first, a pending login ends.
+            target: '.clearing',
+            actions: [
+              'answerReadWaiters',
+              { type: 'endPendingLogin', params: 'notCompleted' },
+              raise({ type: 'attempt.abandon' }),
+              'rememberBusy',
+              assign({ external: null, routing: null, announcement: null }),
+            ],
+          },
+        ],
+        // A finished login attempt stored new credentials: take the mode they imply.
+        'credentials.changed': '.route',
       },
       states: {
-        idle: { tags: ['idle'] },
-        /** First read after start-up with stored credentials (SPEC §3.1). */
-        discovering: {
+        loading: {
           invoke: {
-            id: 'discoverStored',
-            src: 'discoverRouting',
-            input: discoveryInput,
-            onDone: {
-              target: 'idle',
-              actions: ['assignRouting', 'notifyAccountUpdated', 'replyAccount', 'forgetRequest'],
-            },
-            onError: { target: 'idle', actions: ['replyDiscoveryFailure', 'forgetRequest'] },
-          },
-        },
-        /** Managed refresh; completed by the refresh issue. */
-        refreshing: {
-          invoke: {
-            id: 'refreshTokens',
-            src: 'refreshTokens',
-            input: ({ context }) => ({ stored: context.stored as StoredChatgpt, client: context.client }),
-            onDone: { target: 'idle', actions: assign({ stored: ({ event }) => event.output, routing: null }) },
-            onError: { target: 'idle' },
-          },
-        },
-      },
-    },
-    externalTokens: {
-      initial: 'idle',
-      on: {
-        'account.read': { guard: 'lacksRouting', target: '.reading', actions: 'rememberRequest' },
-        'auth.unauthorized': { target: '.refreshing' },
-      },
-      states: {
-        idle: { tags: ['idle'] },
-        /** After a tokens login: the reply is already out; discovery decides `completed` (SPEC §9.1). */
-        verifying: {
-          entry: 'forgetRequest',
-          invoke: {
-            id: 'verifyExternal',
-            src: 'discoverRouting',
-            input: discoveryInput,
-            onDone: {
-              target: 'idle',
-              actions: ['assignRouting', 'notifyLoginSucceeded', 'notifyAccountUpdated'],
-            },
-            onError: {
-              target: 'idle',
-              actions: emit(({ event }) => ({
-                type: 'login.completed' as const,
-                loginId: null,
-                success: false,
-                error: toFailure(event.error, 'discoveryFailed').message ?? 'workspace routing discovery failed',
-              })),
-            },
-          },
-        },
-        /** A read while discovery has not succeeded yet: retried on every read (SPEC §3.1). */
-        reading: {
-          invoke: {
-            id: 'discoverExternal',
-            src: 'discoverRouting',
-            input: discoveryInput,
-            onDone: {
-              target: 'idle',
-              actions: ['assignRouting', 'replyAccount', 'forgetRequest'],
-            },
-            onError: { target: 'idle', actions: ['replyDiscoveryFailure', 'forgetRequest'] },
-          },
-        },
-        /** Ask the host for new tokens (SPEC §9.3); completed by the 401-recovery issue. */
-        refreshing: {
-          invoke: {
-            id: 'hostRefresh',
-            src: 'requestHostRefresh',
-            input: ({ context }) => ({ previousAccountId: context.external?.accountId ?? null }),
+            id: 'load',
+            src: 'loadCredentials',
             onDone: [
               {
-                guard: { type: 'isRefreshedWorkspaceAllowed', params: ({ event }) => event.output.accountId },
-                target: 'idle',
+                guard: { type: 'isStoredAuthVisible', params: ({ event }) => event.output },
+                target: 'route',
                 actions: assign({
-                  external: ({ event }) => ({
-                    accessToken: event.output.accessToken,
-                    accountId: event.output.accountId,
-                    planType: resolvePlanType(event.output.planType, event.output.claims?.planType ?? null),
-                    email: event.output.claims?.email ?? null,
-                    userId: event.output.claims?.userId ?? null,
-                  }),
-                  routing: null,
+                  stored: ({ event }) => event.output,
+                  announcement: ({ event }) =>
+                    event.output?.kind === 'chatgpt' ? { kind: 'storedCredentials' as const } : null,
                 }),
               },
-              { target: 'idle' },
+              { target: 'route' },
             ],
-            onError: { target: 'idle' },
+            onError: {
+              target: 'route',
+              actions: assign({ storageIssue: ({ event }) => toFailure(event.error, 'authFileCorrupt') }),
+            },
+          },
+        },
+        /** Routes to the mode the context implies; every busy state ends here, and what waited goes next. */
+        route: {
+          entry: ['forgetBusy', 'replayDeferred'],
+          always: [
+            { guard: 'isExternalAuthActive', target: 'externalTokens' },
+            { guard: 'hasStoredApiKey', target: 'apiKey' },
+            { guard: 'hasStoredChatgpt', target: 'chatgpt' },
+            { target: 'loggedOut' },
+          ],
+        },
+        loggedOut: {},
+        apiKey: {},
+        chatgpt: {
+          invoke: {
+            id: 'session',
+            src: 'session',
+            input: ({ context }) => sessionInput(context),
+          },
+          exit: 'answerReadWaiters',
+          on: {
+            'session.routed': {
+              actions: [assign({ routing: ({ event }) => event.routing }), { type: 'announce', params: null }],
+            },
+            'session.unrouted': { actions: { type: 'announce', params: ({ event }) => event.failure } },
+            'session.refreshed': {
+              target: 'chatgpt',
+              reenter: true,
+              actions: [
+                'answerReadWaiters',
+                assign(({ event }) => (event.tokens.kind === 'managed' ? { stored: event.tokens.stored, routing: null } : {})),
+              ],
+            },
+          },
+        },
+        externalTokens: {
+          invoke: {
+            id: 'session',
+            src: 'session',
+            input: ({ context }) => sessionInput(context),
+          },
+          exit: 'answerReadWaiters',
+          on: {
+            'session.routed': {
+              actions: [assign({ routing: ({ event }) => event.routing }), { type: 'announce', params: null }],
+            },
+            'session.unrouted': { actions: { type: 'announce', params: ({ event }) => event.failure } },
+            'session.refreshed': [
+              {
+                guard: {
+                  type: 'isRefreshedWorkspaceAllowed',
+                  params: ({ event }) => (event.tokens.kind === 'external' ? event.tokens.accountId : ''),
+                },
+                target: 'externalTokens',
+                reenter: true,
+                actions: assign(({ event }) => {
+                  if (event.tokens.kind !== 'external') return {};
+                  const t = event.tokens;
+                  return {
+                    external: {
+                      accessToken: t.accessToken,
+                      accountId: t.accountId,
+                      planType: resolvePlanType(t.planType, t.claims?.planType ?? null),
+                      email: t.claims?.email ?? null,
+                      userId: t.claims?.userId ?? null,
+                    },
+                    routing: null,
+                  };
+                }),
+              },
+              // Tokens for a workspace outside the forced ones are refused; the old ones stay (SPEC §9.3).
+              {},
+            ],
+          },
+        },
+        saving: {
+          invoke: {
+            id: 'saveApiKey',
+            src: 'saveCredentials',
+            input: ({ event }) => {
+              assertEvent(event, 'login.apiKey');
+              return { auth: { kind: 'apiKey', apiKey: event.apiKey } };
+            },
+            onDone: {
+              target: 'route',
+              actions: [
+                assign({ stored: ({ event }) => event.output, routing: null, storageIssue: null, announcement: null }),
+                { type: 'replyLogin', params: 'apiKey' },
+                'notifyTokensLoginSucceeded',
+                'notifyAccountUpdated',
+              ],
+            },
+            onError: {
+              target: 'route',
+              actions: { type: 'replyFailure', params: ({ event }) => toFailure(event.error, 'storageFailed') },
+            },
+          },
+        },
+        clearing: {
+          invoke: {
+            id: 'clear',
+            src: 'clearCredentials',
+            input: ({ context }) => ({
+              revokeToken: context.stored?.kind === 'chatgpt' ? context.stored.refreshToken : null,
+              client: context.client,
+            }),
+            onDone: {
+              target: 'route',
+              actions: [assign({ stored: null, storageIssue: null }), 'replyEmpty', 'notifyAccountUpdated'],
+            },
+            onError: {
+              target: 'route',
+              actions: { type: 'replyFailure', params: ({ event }) => toFailure(event.error, 'storageFailed') },
+            },
           },
         },
       },
     },
-    loggingOut: {
-      entry: [
-        { type: 'endPendingLogin', params: { why: 'notCompleted' } },
-        assign({ external: null, routing: null }),
-      ],
-      invoke: {
-        id: 'clear',
-        src: 'clearCredentials',
-        input: ({ context }) => ({
-          revokeToken: context.stored?.kind === 'chatgpt' ? context.stored.refreshToken : null,
-          client: context.client,
-        }),
-        onDone: {
-          target: 'settle',
-          actions: [
-            assign({ stored: null, storageIssue: null }),
-            emit((args) => okReply(args, { kind: 'empty' })),
-            'notifyAccountUpdated',
-          ],
-        },
-        onError: {
-          target: 'settle',
-          actions: emit((args) => failReply(args, toFailure(args.event.error, 'storageFailed'))),
+    login: {
+      initial: 'idle',
+      on: {
+        'login.chatgpt': [
+          { guard: 'isExternalAuthActive', actions: { type: 'replyFailure', params: { kind: 'externalAuthActive' } } },
+          { guard: 'isChatgptLoginForbidden', actions: { type: 'replyFailure', params: { kind: 'chatgptLoginDisabled' } } },
+          {
+            // A new ChatGPT login supersedes a pending one (SPEC §3.2); the attempt restarts.
+            target: '.chatgptPending',
+            reenter: true,
+            actions: [
+              { type: 'endPendingLogin', params: 'cancelled' },
+              assign(({ event }) => {
+                assertEvent(event, 'login.chatgpt');
+                return { pending: { loginId: event.loginId, flow: event.flow }, startingRequest: event.requestId };
+              }),
+            ],
+          },
+        ],
+        'login.cancel': [
+          {
+            guard: 'isPendingLogin',
+            // The `canceled` response goes out before the flow's `completed` (SPEC §3.3).
+            target: '.idle',
+            actions: [{ type: 'replyCancel', params: 'canceled' }, { type: 'endPendingLogin', params: 'notCompleted' }],
+          },
+          { actions: { type: 'replyCancel', params: 'notFound' } },
+        ],
+        'attempt.abandon': '.idle',
+      },
+      states: {
+        idle: {},
+        /** A browser or device login in progress (SPEC §6, §7): the attempt child runs it. */
+        chatgptPending: {
+          initial: 'starting',
+          invoke: {
+            id: 'attempt',
+            src: 'loginAttempt',
+            input: ({ context }) => ({
+              loginId: context.pending!.loginId,
+              flow: context.pending!.flow,
+              policy: context.policy,
+              client: context.client,
+            }),
+            onDone: [
+              {
+                guard: { type: 'isAttemptWorkspaceAllowed', params: ({ event }) => event.output },
+                target: 'idle',
+                actions: enqueueActions(({ context, event, enqueue }) => {
+                  const outcome = event.output;
+                  const pending = context.pending!;
+                  if (!outcome.ok) {
+                    if (context.startingRequest !== null) {
+                      enqueue.emit(fail(context.startingRequest, outcome.failure ?? { kind: 'internal', message: outcome.error }));
+                    } else {
+                      enqueue.emit({ type: 'login.completed', loginId: pending.loginId, success: false, error: outcome.error });
+                    }
+                    enqueue.assign({ pending: null, startingRequest: null });
+                    return;
+                  }
+                  // Stored by the attempt; discovery, then completed and updated (SPEC §6.1 `/success`).
+                  enqueue.assign({
+                    stored: outcome.auth,
+                    routing: null,
+                    storageIssue: null,
+                    pending: null,
+                    startingRequest: null,
+                    announcement: { kind: 'chatgptLogin', loginId: pending.loginId },
+                  });
+                  enqueue.raise({ type: 'credentials.changed' });
+                }),
+              },
+              {
+                // Credentials the policy would hide (another workspace): the login fails.
+                target: 'idle',
+                actions: enqueueActions(({ context, event, enqueue }) => {
+                  const outcome = event.output;
+                  const accountId = outcome.ok && outcome.auth.kind === 'chatgpt' ? outcome.auth.accountId : null;
+                  enqueue.emit({
+                    type: 'login.completed',
+                    loginId: context.pending!.loginId,
+                    success: false,
+                    error: `Login server error: ${workspaceRestrictionMessage(context.policy, accountId)}`,
+                  });
+                  enqueue.assign({ pending: null, startingRequest: null });
+                }),
+              },
+            ],
+            onError: {
+              target: 'idle',
+              actions: enqueueActions(({ context, event, enqueue }) => {
+                const failure = toFailure(event.error);
+                if (context.startingRequest !== null) enqueue.emit(fail(context.startingRequest, failure));
+                else {
+                  enqueue.emit({
+                    type: 'login.completed',
+                    loginId: context.pending!.loginId,
+                    success: false,
+                    error: loginFailedMessage(failure),
+                  });
+                }
+                enqueue.assign({ pending: null, startingRequest: null });
+              }),
+            },
+          },
+          states: {
+            starting: {
+              on: {
+                'attempt.ready': {
+                  target: 'waiting',
+                  actions: enqueueActions(({ context, event, enqueue }) => {
+                    enqueue.emit(
+                      ok(context.startingRequest!, {
+                        kind: 'loginStarted',
+                        loginId: context.pending!.loginId,
+                        flow: context.pending!.flow,
+                        details: event.details,
+                      }),
+                    );
+                    enqueue.assign({ startingRequest: null });
+                  }),
+                },
+              },
+            },
+            waiting: {},
+          },
         },
       },
     },
   },
 });
-
-function pendingFlow(output: StartedLogin): LoginFlow {
-  return 'userCode' in output.details ? 'device' : 'browser';
-}
 
 export type AccountMachine = typeof accountMachine;

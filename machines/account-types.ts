@@ -118,22 +118,41 @@ export interface AuthFailure {
   received?: string;
 }
 
+/** An external-tokens login or a finished browser/device login waits for discovery to announce itself. */
+export type Announcement =
+  | { kind: 'externalLogin' }
+  | { kind: 'chatgptLogin'; loginId: string }
+  /** Stored ChatGPT credentials found at start: the first discovery sends `account/updated` (SPEC §3.1). */
+  | { kind: 'storedCredentials' };
+
 export interface AccountContext {
   policy: Policy;
   client: ClientIdentity | null;
   /** Visible persisted credentials; `null` when none or hidden by policy. */
   stored: StoredAuth | null;
   external: ExternalTokens | null;
+  /** The routing the session child discovered for the active ChatGPT credentials. */
   routing: WorkspaceRouting | null;
   pending: PendingLogin | null;
   /** Why `auth.json` could not be loaded, if it could not. The file is left alone. */
   storageIssue: AuthFailure | null;
-  /** The request a busy state is serving; its reply carries this id. */
-  requestId: string | null;
+  /** The request the credentials region is busy with (saving, clearing); its reply carries this id. */
+  busyWith: string | null;
+  /** The request that started the pending login, until the attempt is ready (or failed to start). */
+  startingRequest: string | null;
+  /** Reads waiting for routing discovery, answered together when it ends (one discovery for all). */
+  readWaiters: string[];
+  /** State-changing requests that arrived while the credentials were busy; replayed in arrival order. */
+  deferred: RequestEvent[];
+  announcement: Announcement | null;
+  /** Deadline for the host's answer to `account/chatgptAuthTokens/refresh` (SPEC §9.3). */
+  hostRefreshTimeoutMs: number;
 }
 
 export interface AccountInput {
   policy: Policy;
+  /** Deadline for the host's answer to `account/chatgptAuthTokens/refresh` (SPEC §9.3). */
+  hostRefreshTimeoutMs?: number;
 }
 
 /** Events the adapter sends for JSON-RPC requests; each is answered by exactly one `reply`. */
@@ -141,7 +160,7 @@ export type RequestEvent =
   | { type: 'account.read'; requestId: string; refreshToken: boolean }
   | { type: 'authStatus.read'; requestId: string; includeToken: boolean }
   | { type: 'login.apiKey'; requestId: string; apiKey: Secret }
-  | { type: 'login.chatgpt'; requestId: string; flow: LoginFlow }
+  | { type: 'login.chatgpt'; requestId: string; flow: LoginFlow; loginId: string }
   | {
       type: 'login.externalTokens';
       requestId: string;
@@ -156,11 +175,39 @@ export type RequestEvent =
   | { type: 'logout'; requestId: string }
   | { type: 'rateLimits.read'; requestId: string };
 
+/** What the session child reports to the root (`sendParent`). */
+export type SessionEvent =
+  | { type: 'session.routed'; routing: WorkspaceRouting }
+  | { type: 'session.unrouted'; failure: AuthFailure }
+  | { type: 'session.refreshed'; tokens: RefreshedTokens }
+  | { type: 'session.refreshFailed'; failure: AuthFailure };
+
+/** What a login attempt reports to the root before it ends (`sendParent`). */
+export type AttemptEvent = { type: 'attempt.ready'; loginId: string; details: Record<string, string> };
+
+/** New credentials from a refresh: stored ones (managed) or the host's (external). */
+export type RefreshedTokens =
+  | { kind: 'managed'; stored: StoredChatgpt }
+  | { kind: 'external'; accessToken: Secret; accountId: string; planType: string | null; claims: TokenClaims | null };
+
+/** Events one region raises for the other. Never sent from outside. */
+export type InternalEvent =
+  /** A finished login attempt stored new credentials: take the mode they imply. */
+  | { type: 'credentials.changed' }
+  /** Another request ended the pending login: stop its attempt. */
+  | { type: 'attempt.abandon' };
+
 export type AccountEvent =
   | RequestEvent
-  | { type: 'client.identify'; client: ClientIdentity }
-  /** A backend answered 401: refresh (managed) or ask the host (external). Completed by a later issue. */
+  | SessionEvent
+  | AttemptEvent
+  | InternalEvent
+  | { type: 'client.identify'; client: ClientIdentity; hostRefreshTimeoutMs?: number }
+  /** A backend answered 401: refresh (managed) or ask the host (external). The 401 loop arrives with its issue. */
   | { type: 'auth.unauthorized' };
+
+/** How a login attempt ended (its final output). */
+export type AttemptOutcome = { ok: true; auth: StoredAuth } | { ok: false; error: string; failure?: AuthFailure };
 
 export type AccountView = {
   authMode: AuthMode | null;
@@ -190,8 +237,10 @@ export type AccountEmitted =
   | { type: 'login.completed'; loginId: string | null; success: boolean; error: string | null }
   | { type: 'account.updated'; authMode: AuthMode | null; planType: PlanType | null };
 
-/** Output of the `startLogin` actor. */
-export interface StartedLogin {
+/** Input of a login attempt child (browser or device flow). */
+export interface LoginAttemptInput {
   loginId: string;
-  details: Record<string, string>;
+  flow: LoginFlow;
+  policy: Policy;
+  client: ClientIdentity | null;
 }

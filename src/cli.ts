@@ -2,8 +2,10 @@ import { accountMachine } from '../machines/account-machine.js';
 import { loadConfig, type Config } from './config.js';
 import { createActors } from './effects/actors.js';
 import { createFetch } from './effects/http.js';
-import { createFileStore, createMemoryStore, createUnavailableKeyringStore, type CredentialStore } from './effects/storage.js';
+import { createFileStore, createMemoryStore, createUnavailableKeyringStore } from './effects/storage.js';
+import { createCredentialStore, type StoreBackend } from './effects/store.js';
 import { createLogger, type Logger } from './log.js';
+import { describeThrown } from './rpc/ndjson.js';
 import { startServer } from './rpc/server.js';
 import { detectPlatform, SERVER_VERSION, type PlatformInfo } from './user-agent.js';
 
@@ -17,7 +19,7 @@ CODEX_REVOKE_TOKEN_URL_OVERRIDE, SSL_CERT_FILE, CODEX_ACCOUNT_SERVER_LOG (error|
 CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS.
 `;
 
-function createStore(config: Config, log: Logger): CredentialStore {
+function createStoreBackend(config: Config, log: Logger): StoreBackend {
   switch (config.credentialsStore) {
     case 'ephemeral':
       return createMemoryStore();
@@ -51,22 +53,21 @@ export function main(argv: readonly string[]): void {
   const log = createLogger(config.logLevel);
   if (config.warning) log.warn(`${config.warning.summary} ${config.warning.details}`);
 
-  const machine = accountMachine.provide({
-    actors: createActors({
-      store: createStore(config, log),
-      fetch: createFetch(process.env, log),
-      chatgptBaseUrl: config.chatgptBaseUrl,
-      revokeTokenUrl: config.revokeTokenUrl,
-      timeoutMs: config.httpTimeoutMs,
-      defaultUserAgent: `codex-account-server/${SERVER_VERSION}`,
-      log,
-    }),
-  });
+  const deps = {
+    store: createCredentialStore(createStoreBackend(config, log)),
+    fetch: createFetch(process.env, log),
+    chatgptBaseUrl: config.chatgptBaseUrl,
+    revokeTokenUrl: config.revokeTokenUrl,
+    timeoutMs: config.httpTimeoutMs,
+    defaultUserAgent: `codex-account-server/${SERVER_VERSION}`,
+    log,
+  };
 
   const server = startServer({
     input: process.stdin,
     output: process.stdout,
-    machine,
+    machine: accountMachine,
+    effects: (ports) => createActors(deps, ports),
     machineInput: { policy: config.policy },
     codexHome: config.codexHome,
     platform: once<PlatformInfo>(detectPlatform),
@@ -79,7 +80,10 @@ export function main(argv: readonly string[]): void {
   // The host went away mid-write (EPIPE): nobody is left to answer.
   process.stdout.on('error', () => process.exit(0));
   // A stray rejection is a bug to log, not a reason to drop the host's session.
-  process.on('unhandledRejection', (reason) => log.error('unhandled rejection:', reason));
+  process.on('unhandledRejection', (reason) => log.error('unhandled rejection:', describeThrown(reason)));
+  // Last line of defence (issue 5): every layer catches its own failures; should a bug slip
+  // through, the host keeps its server and stderr says what happened.
+  process.on('uncaughtException', (error) => log.error('uncaught exception (a bug):', describeThrown(error)));
 }
 
 main(process.argv.slice(2));

@@ -1,35 +1,18 @@
 import type { AuthFailure, FailureKind } from '../machines/account-types.js';
+import { FIXED_MESSAGES, type ErrorKind } from '../machines/wording.js';
 
-/** Failures the adapter detects itself, before the machine sees a request. */
-export type ProtocolErrorKind =
-  | 'notInitialized'
-  | 'alreadyInitialized'
-  | 'unknownMethod'
-  | 'invalidParams'
-  | 'invalidLoginId';
-
-export type ErrorKind = FailureKind | ProtocolErrorKind;
-
-/**
- * Reference texts of failures that effects raise without a message of their
- * own. They also end up in `account/login/completed.error`, so the error
- * carries them from the start.
- */
-export const FIXED_MESSAGES: Partial<Record<ErrorKind, string>> = {
-  discoveryFailed: 'workspace routing discovery failed',
-  workspaceMissing: 'selected workspace missing from routing discovery',
-  accountIdMissing: 'workspace routing requires a ChatGPT account id',
-};
+export type { ErrorKind, ProtocolErrorKind } from '../machines/wording.js';
 
 /**
  * The one error type our code throws. It carries a `kind`; `rpc/errors.ts`
- * alone decides the wire code, message and `data`. Messages never hold secrets.
+ * alone decides the wire code and `data`, `machines/wording.ts` the text.
+ * Messages never hold secrets.
  */
 export class AuthError extends Error {
   readonly kind: ErrorKind;
 
   constructor(kind: ErrorKind, message?: string) {
-    super(message ?? FIXED_MESSAGES[kind] ?? '');
+    super(message ?? (FIXED_MESSAGES as Partial<Record<ErrorKind, string>>)[kind] ?? '');
     this.kind = kind;
     this.name = 'AuthError';
   }

@@ -30,6 +30,7 @@ export function redact(text: string): string {
 }
 
 function render(value: unknown): string {
+  if (typeof value === 'function') return render((value as () => unknown)());
   if (value instanceof Secret) return '[redacted]';
   if (value instanceof Error) return value.message;
   if (typeof value === 'string') return value;
@@ -40,7 +41,13 @@ function render(value: unknown): string {
   }
 }
 
+/**
+ * A part may be a function: it is called only when the level is enabled, so
+ * costly log text is never built for nothing (`log.debug(() => …)`).
+ */
 export interface Logger {
+  /** Whether a line at `level` would be written. */
+  enabled(level: LogLevel): boolean;
   error(...parts: unknown[]): void;
   warn(...parts: unknown[]): void;
   info(...parts: unknown[]): void;
@@ -51,11 +58,16 @@ export function createLogger(
   level: LogLevel = 'warn',
   write: (line: string) => void = (line) => process.stderr.write(line),
 ): Logger {
+  const enabled = (l: LogLevel) => ORDER[l] <= ORDER[level];
   const at = (l: LogLevel) => (...parts: unknown[]) => {
-    if (ORDER[l] > ORDER[level]) return;
-    write(`${new Date().toISOString()} ${l.toUpperCase()} codex-account-server: ${redact(parts.map(render).join(' '))}\n`);
+    if (!enabled(l)) return;
+    try {
+      write(`${new Date().toISOString()} ${l.toUpperCase()} codex-account-server: ${redact(parts.map(render).join(' '))}\n`);
+    } catch {
+      // A log line that cannot be built or written is lost, never the request that logged it.
+    }
   };
-  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
+  return { enabled, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
 }
 
 export function parseLogLevel(value: string | undefined): LogLevel {

@@ -1,8 +1,10 @@
 import * as z from 'zod/mini';
 import type { RoutingOverride, WorkspaceRouting } from '../../machines/account-types.js';
-import type { DiscoverRoutingInput } from '../../machines/account-machine.js';
+import type { DiscoverRoutingInput } from '../../machines/session-machine.js';
 import { AuthError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { backendRequest, type HttpDeps } from './backend.js';
+
+export type { HttpDeps } from './backend.js';
 
 const AccountsCheckSchema = z.object({
   accounts: z.array(
@@ -17,35 +19,18 @@ const AccountsCheckSchema = z.object({
 
 const OVERRIDES: readonly RoutingOverride[] = ['NO_CONSTRAINT', 'us', 'us_cr'];
 
-export interface HttpDeps {
-  fetch: typeof fetch;
-  chatgptBaseUrl: string;
-  timeoutMs: number;
-  log: Logger;
-  /** Used until `initialize` names the client. */
-  defaultUserAgent: string;
-}
-
 /**
  * Workspace routing discovery (SPEC §9.2): `GET {base}wham/accounts/check`.
  * Every failure to get a usable answer reads `workspace routing discovery failed`;
  * the detail goes to stderr.
  */
-export async function discoverRouting(deps: HttpDeps, input: DiscoverRoutingInput): Promise<WorkspaceRouting> {
+export async function discoverRouting(deps: HttpDeps, input: DiscoverRoutingInput, signal?: AbortSignal): Promise<WorkspaceRouting> {
   const { accountId } = input;
   if (accountId === null || accountId === '') throw new AuthError('accountIdMissing');
   const url = `${deps.chatgptBaseUrl}wham/accounts/check`;
   let body: unknown;
   try {
-    const response = await deps.fetch(url, {
-      method: 'GET',
-      headers: {
-        Authorization: `Bearer ${input.accessToken.reveal()}`,
-        'ChatGPT-Account-Id': accountId,
-        'User-Agent': input.client?.userAgent ?? deps.defaultUserAgent,
-      },
-      signal: AbortSignal.timeout(deps.timeoutMs),
-    });
+    const response = await backendRequest(deps, { accessToken: input.accessToken, accountId }, input.client, 'wham/accounts/check', { signal });
     if (!response.ok) {
       deps.log.warn(`routing discovery: GET ${url} answered ${response.status}`);
       throw new AuthError('discoveryFailed');

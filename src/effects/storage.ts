@@ -1,5 +1,5 @@
-import { access, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { access, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import * as z from 'zod/mini';
 import type { StoredAuth, StoredChatgpt } from '../../machines/account-types.js';
 import { Secret } from '../../machines/secret.js';
@@ -7,14 +7,7 @@ import { AuthError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { expecting, serdeMessage, str } from '../protocol/serde.js';
 import { readClaims } from './jwt.js';
-
-/** Where credentials live: `auth.json`, or memory for `ephemeral`. */
-export interface CredentialStore {
-  /** `null` when nothing is stored. Throws `AuthError` (`authFileCorrupt`, `storageFailed`). */
-  load(): Promise<StoredAuth | null>;
-  save(auth: StoredAuth): Promise<StoredAuth>;
-  clear(): Promise<void>;
-}
+import type { StoreBackend } from './store.js';
 
 /** `auth.json` as Codex writes it (SPEC §5); unknown members are tolerated on read. */
 export const AuthDotJsonSchema = z.looseObject({
@@ -70,11 +63,14 @@ export function parseAuth(text: string, path: string): StoredAuth | null {
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new AuthError('authFileCorrupt', `${path} is not valid JSON (${(error as Error).message}); log in again to replace it`);
+    // Not the parser's message: it quotes the file, which may hold a key.
+    const at = /position (\d+)/.exec((error as Error).message)?.[1];
+    throw new AuthError('authFileCorrupt', `${path} is not valid JSON${at ? ` (at position ${at})` : ''}; log in again to replace it`);
   }
   const parsed = AuthDotJsonSchema.safeParse(json, { reportInput: true });
   if (!parsed.success) {
-    throw new AuthError('authFileCorrupt', `${path} has an unexpected layout (${serdeMessage(parsed.error)}); log in again to replace it`);
+    const why = serdeMessage(parsed.error, { quoteStrings: false });
+    throw new AuthError('authFileCorrupt', `${path} has an unexpected layout (${why}); log in again to replace it`);
   }
   const file = parsed.data;
   const mode = file.auth_mode ?? (typeof file.OPENAI_API_KEY === 'string' ? 'apikey' : file.tokens ? 'chatgpt' : null);
@@ -122,6 +118,53 @@ async function touch(path: string, mode: number): Promise<void> {
   await handle.close();
 }
 
+/** Temp files of earlier versions (write-file-atomic's `auth.json.<hash>`); they may hold a full credential. */
+const LEGACY_TEMP = /^auth\.json\.[0-9a-f]{6,}$/;
+/** A temp file this old cannot belong to a live writer (a write takes milliseconds). */
+export const STALE_TEMP_MS = 10_000;
+
+/**
+ * Writes `path` atomically with one fixed temp name (`.auth.json.tmp` beside
+ * it), created exclusively with the final mode, synced, then renamed over
+ * the target. A writer killed half-way leaves at most that one file, which
+ * the next write, a restart or a logout removes: nothing accumulates
+ * (issue 5; write-file-atomic left a new `auth.json.<hash>` per interrupted
+ * write). Callers serialise writes (one store per process, the auth lock
+ * across processes).
+ */
+export async function writeAtomically(path: string, data: string, mode: number): Promise<void> {
+  const temp = tempPathOf(path);
+  let handle;
+  try {
+    handle = await open(temp, 'wx', mode);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    await unlink(temp); // left by a killed writer
+    handle = await open(temp, 'wx', mode);
+  }
+  try {
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
+  // Make the rename itself durable; not every file system allows fsync on a directory.
+  try {
+    const dir = await open(dirname(path), 'r');
+    await dir.sync().finally(() => dir.close());
+  } catch {
+    /* best effort */
+  }
+}
+
+export const tempPathOf = (path: string) => join(dirname(path), `.${basename(path)}.tmp`);
+
 export interface FileStoreOptions {
   authPath: string;
   log: Logger;
@@ -129,11 +172,15 @@ export interface FileStoreOptions {
 }
 
 /**
- * `auth.json` in `CODEX_HOME`: written atomically (temp file + fsync + rename
- * by write-file-atomic) with mode 0600. A corrupt file is never overwritten or
- * deleted silently: it is moved aside to `auth.json.corrupt-<time>` and logged.
+ * `auth.json` in `CODEX_HOME`: written atomically (`writeAtomically`) with
+ * mode 0600. A corrupt file is never overwritten silently by a login: it is
+ * moved aside to `auth.json.corrupt-<time>` and logged. Logout removes every
+ * copy of a credential: the file, its backups and any temp file.
  */
-export function createFileStore({ authPath, log, now = () => new Date() }: FileStoreOptions): CredentialStore {
+export function createFileStore({ authPath, log, now = () => new Date() }: FileStoreOptions): StoreBackend {
+  const home = dirname(authPath);
+  const name = basename(authPath);
+
   const setAsideIfCorrupt = async (): Promise<void> => {
     let text: string;
     try {
@@ -153,8 +200,52 @@ export function createFileStore({ authPath, log, now = () => new Date() }: FileS
     }
   };
 
+  /**
+   * Removes temp files that interrupted writes left (ours and earlier
+   * versions'); with `everything`, also the backups of corrupt files.
+   * `olderThanMs` spares a temp file a live writer in another process may own.
+   */
+  const removeLeftovers = async ({ everything, olderThanMs }: { everything: boolean; olderThanMs: number }) => {
+    let entries: string[];
+    try {
+      entries = await readdir(home);
+    } catch {
+      return;
+    }
+    const temp = basename(tempPathOf(authPath));
+    for (const entry of entries) {
+      const isTemp = entry === temp || LEGACY_TEMP.test(entry);
+      const isBackup = entry.startsWith(`${name}.corrupt-`);
+      if (!isTemp && !(everything && isBackup)) continue;
+      const path = join(home, entry);
+      try {
+        if (isTemp && olderThanMs > 0 && now().getTime() - (await stat(path)).mtimeMs < olderThanMs) continue;
+        await unlink(path);
+        log.info(`removed ${path}`);
+      } catch {
+        /* gone already, or not ours to remove */
+      }
+    }
+  };
+
+  let cleanedAtStart = false;
+
   return {
+    async version() {
+      try {
+        const st = await stat(authPath);
+        return `${st.ino}:${st.size}:${st.mtimeMs}`;
+      } catch {
+        return null;
+      }
+    },
+
     async load() {
+      if (!cleanedAtStart) {
+        cleanedAtStart = true;
+        // Not awaited: nothing a request needs waits for it.
+        void removeLeftovers({ everything: false, olderThanMs: STALE_TEMP_MS });
+      }
       let text: string;
       try {
         text = await readFile(authPath, 'utf8');
@@ -169,13 +260,11 @@ export function createFileStore({ authPath, log, now = () => new Date() }: FileS
 
     async save(auth) {
       try {
-        await mkdir(dirname(authPath), { recursive: true, mode: 0o700 });
+        await mkdir(home, { recursive: true, mode: 0o700 });
         await setAsideIfCorrupt();
         await touch(`${authPath}.lock`, 0o600);
-        await touch(`${dirname(authPath)}/auth.lock`, 0o644);
-        // Loaded on first write: its start-up cost (signal-exit hooks) is not worth paying on every spawn.
-        const { default: writeFileAtomic } = await import('write-file-atomic');
-        await writeFileAtomic(authPath, serializeAuth(auth), { mode: 0o600 });
+        await touch(join(home, 'auth.lock'), 0o644);
+        await writeAtomically(authPath, serializeAuth(auth), 0o600);
       } catch (error) {
         const what = auth.kind === 'apiKey' ? 'api key' : 'credentials';
         throw new AuthError('storageFailed', `failed to save ${what}: ${errnoText(error)}`);
@@ -185,18 +274,21 @@ export function createFileStore({ authPath, log, now = () => new Date() }: FileS
 
     async clear() {
       try {
-        await setAsideIfCorrupt();
         await unlink(authPath);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw new AuthError('storageFailed', `failed to remove ${authPath}: ${errnoText(error)}`);
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') {
+          throw new AuthError('storageFailed', `failed to remove ${authPath}: ${errnoText(error)}`);
+        }
       }
+      // Logout leaves no copy of a credential on disk (issue 5).
+      await removeLeftovers({ everything: true, olderThanMs: 0 });
     },
   };
 }
 
 /** `cli_auth_credentials_store = "ephemeral"`: credentials live and die with the process. */
-export function createMemoryStore(): CredentialStore {
+export function createMemoryStore(): StoreBackend {
   let current: StoredAuth | null = null;
   return {
     load: async () => current,
@@ -211,7 +303,7 @@ export function createMemoryStore(): CredentialStore {
  * `keyring`: no OS keyring backend yet. Nothing is read from it, and saving
  * fails with a clear error rather than falling back to a file silently.
  */
-export function createUnavailableKeyringStore(): CredentialStore {
+export function createUnavailableKeyringStore(): StoreBackend {
   return {
     load: async () => null,
     save: async () => {

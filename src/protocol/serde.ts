@@ -13,8 +13,9 @@ export const bool = () => z.boolean(expecting('a boolean'));
 export const struct = <S extends z.core.$ZodLooseShape>(name: string, shape: S) => z.object(shape, expecting(`struct ${name}`));
 
 /** Serde's wording of a JSON value in `invalid type: <value>, expected …`. */
-export function describeValue(value: unknown): string {
+export function describeValue(value: unknown, quoteStrings = true): string {
   if (value === null) return 'null';
+  if (!quoteStrings && typeof value === 'string') return 'string';
   if (Array.isArray(value)) return 'sequence';
   switch (typeof value) {
     case 'string':
@@ -42,30 +43,31 @@ function isMissing(issue: z.core.$ZodIssue): boolean {
   return issue.code === 'invalid_type' && (!('input' in issue) || issue.input === undefined);
 }
 
-function render(issue: z.core.$ZodIssue): string {
+function render(issue: z.core.$ZodIssue, quote = true): string {
   const input = (issue as { input?: unknown }).input;
+  const describe = (value: unknown) => describeValue(value, quote);
   switch (issue.code) {
     case 'invalid_type':
       if (input === undefined) return `missing field \`${String(issue.path.at(-1) ?? 'params')}\``;
-      return `invalid type: ${describeValue(input)}, expected ${issue.message}`;
+      return `invalid type: ${describe(input)}, expected ${issue.message}`;
     case 'invalid_value':
-      if (typeof input === 'string') return `unknown variant \`${input}\`, expected ${expectedVariants(issue.values)}`;
-      return `invalid type: ${describeValue(input)}, expected ${issue.message}`;
+      if (typeof input === 'string' && quote) return `unknown variant \`${input}\`, expected ${expectedVariants(issue.values)}`;
+      return `invalid type: ${describe(input)}, expected ${issue.message}`;
     case 'invalid_union': {
       const discriminator = (issue as { discriminator?: string }).discriminator;
       const options = (issue as { options?: unknown[] }).options ?? [];
       if (discriminator === undefined) {
         // An untagged union (string or list): blame the element an option got furthest with.
         const nested = (issue as { errors?: z.core.$ZodIssue[][] }).errors?.flat().find((i) => i.path.length > 0);
-        return nested ? render(nested) : `invalid type: ${describeValue(input)}, expected ${issue.message}`;
+        return nested ? render(nested, quote) : `invalid type: ${describe(input)}, expected ${issue.message}`;
       }
       if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-        return `invalid type: ${describeValue(input)}, expected ${issue.message}`;
+        return `invalid type: ${describe(input)}, expected ${issue.message}`;
       }
       const tag = (input as Record<string, unknown>)[discriminator];
       if (tag === undefined) return `missing field \`${discriminator}\``;
-      if (typeof tag === 'string') return `unknown variant \`${tag}\`, expected ${expectedVariants(options)}`;
-      return `invalid type: ${describeValue(tag)}, expected variant identifier`;
+      if (typeof tag === 'string' && quote) return `unknown variant \`${tag}\`, expected ${expectedVariants(options)}`;
+      return `invalid type: ${describe(tag)}, expected variant identifier`;
     }
     default:
       return issue.message;
@@ -76,7 +78,7 @@ function render(issue: z.core.$ZodIssue): string {
  * One message for a failed parse, as serde would give it: it stops at the first
  * wrong value it meets, and reports missing fields only once the rest was fine.
  */
-export function serdeMessage(error: z.core.$ZodError): string {
+export function serdeMessage(error: z.core.$ZodError, { quoteStrings = true } = {}): string {
   const issue = error.issues.find((i) => !isMissing(i)) ?? error.issues[0];
-  return issue ? render(issue) : 'invalid params';
+  return issue ? render(issue, quoteStrings) : 'invalid params';
 }

@@ -1,7 +1,9 @@
 import { ResponseError } from 'vscode-jsonrpc/node';
 import type { AuthFailure } from '../../machines/account-types.js';
-import { AuthError, FIXED_MESSAGES, type ErrorKind } from '../errors.js';
+import { errorText, type ErrorKind } from '../../machines/wording.js';
+import { AuthError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { describeThrown } from './ndjson.js';
 
 /** JSON-RPC codes the reference uses (SPEC §1): validation/refusals and internal failures. */
 export const ErrorCodes = {
@@ -29,91 +31,49 @@ export interface ErrorData {
   recovery: Recovery;
 }
 
-interface Rule {
-  code: number;
-  reason: string;
-  recovery: Recovery;
-  /** Fixed message, or a function of the failure. */
-  message: string | ((failure: AuthFailure & { kind: ErrorKind }) => string);
-}
+type Rule = [code: number, reason: string, recovery: Recovery];
 
-const given = (fallback: string) => (f: { message?: string }) => f.message ?? fallback;
+const INVALID = ErrorCodes.InvalidRequest;
+const INTERNAL = ErrorCodes.InternalError;
 
+/** Code, `data.reason` and `data.recovery` of each failure; the text comes from `machines/wording.ts`. */
 const RULES: Record<ErrorKind, Rule> = {
-  notInitialized: { code: -32600, reason: 'not_initialized', recovery: 'initialize', message: 'Not initialized' },
-  alreadyInitialized: { code: -32600, reason: 'already_initialized', recovery: 'none', message: 'Already initialized' },
-  unknownMethod: { code: -32600, reason: 'unknown_method', recovery: 'fix_request', message: given('Invalid request') },
-  invalidParams: { code: -32600, reason: 'invalid_params', recovery: 'fix_request', message: given('Invalid request') },
-  invalidLoginId: { code: -32600, reason: 'invalid_login_id', recovery: 'fix_request', message: given('invalid login id') },
-  apiKeyLoginDisabled: {
-    code: -32600, reason: 'login_method_forbidden', recovery: 'use_chatgpt_login',
-    message: 'API key login is disabled. Use ChatGPT login instead.',
-  },
-  chatgptLoginDisabled: {
-    code: -32600, reason: 'login_method_forbidden', recovery: 'use_api_key_login',
-    message: 'ChatGPT login is disabled. Use API key login instead.',
-  },
-  externalAuthDisabled: {
-    code: -32600, reason: 'login_method_forbidden', recovery: 'use_api_key_login',
-    message: 'External ChatGPT auth is disabled. Use API key login instead.',
-  },
-  externalAuthActive: {
-    code: -32600, reason: 'external_auth_active', recovery: 'logout_or_update_tokens',
-    message:
-      'External auth is active. Use account/login/start (chatgptAuthTokens) to update it or account/logout to clear it.',
-  },
-  experimentalApiRequired: {
-    code: -32600, reason: 'experimental_api_required', recovery: 'enable_experimental_api',
-    message: 'account/login/start.chatgptAuthTokens requires experimentalApi capability',
-  },
-  workspaceNotAllowed: {
-    code: -32600, reason: 'workspace_not_allowed', recovery: 'relogin',
-    // Rust `{:?}` of a Vec<String> and a String; JSON string escaping matches it for printable text.
-    message: (f) =>
-      `External auth must use one of workspace(s) [${(f.allowed ?? []).map((id) => JSON.stringify(id)).join(', ')}], ` +
-      `but received ${JSON.stringify(f.received ?? '')}.`,
-  },
-  invalidToken: {
-    code: -32603, reason: 'invalid_token', recovery: 'relogin',
-    message: (f) => `failed to set external auth: ${f.message ?? 'invalid ID token format'}`,
-  },
-  authFileCorrupt: { code: -32603, reason: 'auth_file_corrupt', recovery: 'relogin', message: given('auth.json is not valid') },
-  storageFailed: { code: -32603, reason: 'storage_failed', recovery: 'check_codex_home', message: given('storage failed') },
-  discoveryFailed: {
-    code: -32603, reason: 'routing_discovery_failed', recovery: 'retry',
-    message: given(FIXED_MESSAGES.discoveryFailed!),
-  },
-  workspaceMissing: {
-    code: -32603, reason: 'workspace_missing', recovery: 'relogin',
-    message: FIXED_MESSAGES.workspaceMissing!,
-  },
-  accountIdMissing: {
-    code: -32603, reason: 'account_id_missing', recovery: 'relogin',
-    message: FIXED_MESSAGES.accountIdMissing!,
-  },
-  rateLimitsNeedAuth: {
-    code: -32600, reason: 'auth_required', recovery: 'login',
-    message: 'codex account authentication required to read rate limits',
-  },
-  rateLimitsNeedChatgpt: {
-    code: -32600, reason: 'chatgpt_auth_required', recovery: 'use_chatgpt_login',
-    message: 'chatgpt authentication required to read rate limits',
-  },
-  notImplemented: { code: -32603, reason: 'not_implemented', recovery: 'none', message: given('not implemented') },
-  internal: { code: -32603, reason: 'internal', recovery: 'retry', message: 'internal error' },
+  notInitialized: [INVALID, 'not_initialized', 'initialize'],
+  alreadyInitialized: [INVALID, 'already_initialized', 'none'],
+  unknownMethod: [INVALID, 'unknown_method', 'fix_request'],
+  invalidParams: [INVALID, 'invalid_params', 'fix_request'],
+  invalidLoginId: [INVALID, 'invalid_login_id', 'fix_request'],
+  apiKeyLoginDisabled: [INVALID, 'login_method_forbidden', 'use_chatgpt_login'],
+  chatgptLoginDisabled: [INVALID, 'login_method_forbidden', 'use_api_key_login'],
+  externalAuthDisabled: [INVALID, 'login_method_forbidden', 'use_api_key_login'],
+  externalAuthActive: [INVALID, 'external_auth_active', 'logout_or_update_tokens'],
+  experimentalApiRequired: [INVALID, 'experimental_api_required', 'enable_experimental_api'],
+  workspaceNotAllowed: [INVALID, 'workspace_not_allowed', 'relogin'],
+  invalidToken: [INTERNAL, 'invalid_token', 'relogin'],
+  authFileCorrupt: [INTERNAL, 'auth_file_corrupt', 'relogin'],
+  storageFailed: [INTERNAL, 'storage_failed', 'check_codex_home'],
+  discoveryFailed: [INTERNAL, 'routing_discovery_failed', 'retry'],
+  workspaceMissing: [INTERNAL, 'workspace_missing', 'relogin'],
+  accountIdMissing: [INTERNAL, 'account_id_missing', 'relogin'],
+  rateLimitsNeedAuth: [INVALID, 'auth_required', 'login'],
+  rateLimitsNeedChatgpt: [INVALID, 'chatgpt_auth_required', 'use_chatgpt_login'],
+  notImplemented: [INTERNAL, 'not_implemented', 'none'],
+  internal: [INTERNAL, 'internal', 'retry'],
 };
 
 /** The single place that turns a failure into a wire error. */
 export function toResponseError(failure: AuthFailure | { kind: ErrorKind; message?: string }): ResponseError<ErrorData> {
-  const rule = RULES[failure.kind] ?? RULES.internal;
-  const message = typeof rule.message === 'string' ? rule.message : rule.message(failure as AuthFailure);
-  return new ResponseError(rule.code, message, { reason: rule.reason, recovery: rule.recovery });
+  const known = Object.hasOwn(RULES, failure.kind);
+  const [code, reason, recovery] = RULES[known ? failure.kind : 'internal'];
+  const message = errorText(known ? failure : { kind: 'internal' });
+  return new ResponseError(code, message, { reason, recovery });
 }
 
 /** Maps anything a handler threw; unknown errors are logged and answered generically. */
 export function errorFromThrown(error: unknown, log: Logger): ResponseError<ErrorData> {
   if (error instanceof ResponseError) return error as ResponseError<ErrorData>;
   if (error instanceof AuthError) return toResponseError(error.toFailure());
-  log.error('unexpected failure:', error instanceof Error ? (error.stack ?? error.message) : error);
+  // Name and stack frames only: a message may quote input (JSON.parse does).
+  log.error(() => `unexpected failure: ${describeThrown(error)}`);
   return toResponseError({ kind: 'internal' });
 }

@@ -1,25 +1,35 @@
+import { randomUUID } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
-import { createMessageConnection, type Message, type MessageConnection } from 'vscode-jsonrpc/node';
-import { createActor, waitFor, type Actor, type InspectionEvent } from 'xstate';
+import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import type { AccountMachine } from '../../machines/account-machine.js';
-import type { AccountEmitted, AccountInput, RequestEvent, ReplyValue } from '../../machines/account-types.js';
-import { Secret } from '../../machines/secret.js';
+import type { AccountEmitted, AccountInput, ClientIdentity } from '../../machines/account-types.js';
+import { readAccount, readAuthStatus, type ViewResult } from '../../machines/account-views.js';
 import type { ConfigWarning } from '../config.js';
-import { readClaims } from '../effects/jwt.js';
 import { AuthError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { isMethodName, METHODS, NOTIFICATIONS, unknownMethodMessage, type MethodName } from '../protocol/methods.js';
-import { parseLoginId, type InitializeParams, type LoginAccountParams } from '../protocol/schemas.js';
-import { serdeMessage } from '../protocol/serde.js';
+import { isMethodName, NOTIFICATIONS, unknownMethodMessage } from '../protocol/methods.js';
+import type { InitializeParams } from '../protocol/schemas.js';
+import { accountResult, authStatusResult, toEvent, toWireResult, validateParams, type ParamsOf, type Session } from '../protocol/wire.js';
 import { buildUserAgent, type PlatformInfo } from '../user-agent.js';
 import { errorFromThrown, toResponseError } from './errors.js';
-import { IdTable, NdjsonMessageReader, NdjsonMessageWriter } from './ndjson.js';
+import { HostConnection, type HostPort } from './host.js';
+import { describeThrown, LineWriter, parseLine, readLines, type JsonRpcId } from './ndjson.js';
+
+/** What effects may use that only exists once the connection does. */
+export interface Ports {
+  /** Server→client requests (`account/chatgptAuthTokens/refresh`). */
+  host: HostPort;
+}
+
+type ProvidedActors = NonNullable<Parameters<AccountMachine['provide']>[0]['actors']>;
 
 export interface ServerOptions {
   input: Readable;
   output: Writable;
-  /** The account machine with its effects already provided. */
+  /** The account machine; `effects` supplies its actors. */
   machine: AccountMachine;
+  /** Builds the machine's effects once the connection exists (so they can ask the host). */
+  effects?: (ports: Ports) => ProvidedActors;
   machineInput: AccountInput;
   codexHome: string;
   /** Read on `initialize`, not at start-up. */
@@ -30,224 +40,80 @@ export interface ServerOptions {
   now?: () => number;
   /** Passed to `createActor` (e.g. the Stately inspector's `inspect`). */
   inspect?: (event: InspectionEvent) => void;
+  /** A request the machine has not answered after this long is answered `internal` (a bug guard). */
+  maxRequestMs?: number;
 }
 
 /** How long answers to already-received requests may delay exit after stdin EOF. */
 export const CLOSE_GRACE_MS = 2_000;
+/** No request of this server legitimately takes longer (HTTP and host deadlines are far shorter). */
+export const MAX_REQUEST_MS = 300_000;
 
 export interface RunningServer {
-  connection: MessageConnection;
-  actor: Actor<AccountMachine>;
-  /** Resolves when the input stream ends. */
+  /** The account actor now serving (replaced if it ever fails). */
+  readonly actor: Actor<AccountMachine>;
+  /** Resolves when the input stream has ended and what was received is answered (or the grace ran out). */
   closed: Promise<void>;
+  /** Writes whatever is buffered for stdout now. */
+  flush(): void;
+}
+
+type Reply = Extract<AccountEmitted, { type: 'reply' }>;
+
+/** Method names and string ids are the only input text that may reach a log line; long ones are cut. */
+function shown(text: string): string {
+  return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
 }
 
 /**
- * Keeps the wire order the machine decided: a notification emitted after a
- * reply is written only after that reply's response line (SPEC §3.2 order).
- */
-class Outbox {
-  readonly #items: Array<{ reply: string; written: boolean } | { send: () => void }> = [];
-
-  expectReply(requestId: string): void {
-    this.#items.push({ reply: requestId, written: false });
-  }
-
-  notify(send: () => void): void {
-    this.#items.push({ send });
-    this.#drain();
-  }
-
-  responseWritten(requestId: string): void {
-    const item = this.#items.find((i) => 'reply' in i && i.reply === requestId);
-    if (item && 'reply' in item) item.written = true;
-    this.#drain();
-  }
-
-  #drain(): void {
-    while (this.#items.length > 0) {
-      const head = this.#items[0]!;
-      if ('reply' in head) {
-        if (!head.written) return;
-        this.#items.shift();
-      } else {
-        this.#items.shift();
-        head.send();
-      }
-    }
-  }
-}
-
-interface Session {
-  optOut: ReadonlySet<string>;
-  experimentalApi: boolean;
-}
-
-/** Params as parsed by each method's schema. */
-type ParamsOf<M extends MethodName> = import('zod/mini').infer<(typeof METHODS)[M]['schema']>;
-
-function validate<M extends MethodName>(method: M, raw: unknown): ParamsOf<M> {
-  const spec = METHODS[method];
-  let params = raw === null ? undefined : raw;
-  if (params === undefined) {
-    if (spec.params === 'required') throw new AuthError('invalidParams', 'Invalid request: missing field `params`');
-    params = {};
-  }
-  // serde reads a struct from a sequence positionally (`[]` is an empty struct).
-  if (Array.isArray(params) && 'shape' in spec.schema) {
-    const keys = Object.keys((spec.schema as unknown as { shape: object }).shape);
-    params = Object.fromEntries(keys.map((k, i) => [k, (params as unknown[])[i]]).filter(([, v]) => v !== undefined));
-  }
-  const result = spec.schema.safeParse(params, { reportInput: true });
-  if (!result.success) throw new AuthError('invalidParams', `Invalid request: ${serdeMessage(result.error)}`);
-  return result.data as ParamsOf<M>;
-}
-
-/** Wire shapes of the machine's replies (SPEC §3). */
-function toWireResult(value: ReplyValue): unknown {
-  switch (value.kind) {
-    case 'account': {
-      const { authMode, email, planType, userId, routing } = value.account;
-      return {
-        account:
-          authMode === null
-            ? null
-            : authMode === 'apikey'
-              ? { type: 'apiKey' }
-              : { type: 'chatgpt', email, planType, workspaceName: routing?.workspaceName ?? null },
-        userId,
-        requiresOpenaiAuth: true,
-        workspaceRouting: routing
-          ? {
-              chatgptAccountId: routing.accountId,
-              backendOrigin: routing.backendOrigin,
-              accountRoutingOverride: routing.accountRoutingOverride,
-            }
-          : null,
-      };
-    }
-    case 'authStatus':
-      return {
-        authMethod: value.status.authMode,
-        authToken: value.status.token?.reveal() ?? null,
-        requiresOpenaiAuth: true,
-      };
-    case 'login':
-      return { type: value.type };
-    case 'loginStarted':
-      return value.flow === 'browser'
-        ? { type: 'chatgpt', loginId: value.loginId, ...value.details }
-        : { type: 'chatgptDeviceCode', loginId: value.loginId, ...value.details };
-    case 'cancel':
-      return { status: value.status };
-    case 'empty':
-      return {};
-  }
-}
-
-/** Request → machine event. Mode logic stays in the machine; this only translates. */
-function toEvent(method: Exclude<MethodName, 'initialize'>, params: unknown, requestId: string, session: Session): RequestEvent {
-  switch (method) {
-    case 'account/read':
-      return { type: 'account.read', requestId, refreshToken: (params as ParamsOf<'account/read'>).refreshToken ?? false };
-    case 'getAuthStatus':
-      return {
-        type: 'authStatus.read',
-        requestId,
-        includeToken: (params as ParamsOf<'getAuthStatus'>).includeToken ?? false,
-      };
-    case 'account/logout':
-      return { type: 'logout', requestId };
-    case 'account/rateLimits/read':
-      return { type: 'rateLimits.read', requestId };
-    case 'account/login/cancel': {
-      const { loginId } = params as ParamsOf<'account/login/cancel'>;
-      const normalized = parseLoginId(loginId);
-      if (normalized === null) throw new AuthError('invalidLoginId', `invalid login id: ${loginId}`);
-      return { type: 'login.cancel', requestId, loginId: normalized };
-    }
-    case 'account/login/start': {
-      const login = params as LoginAccountParams;
-      switch (login.type) {
-        case 'apiKey':
-          return { type: 'login.apiKey', requestId, apiKey: new Secret(login.apiKey) };
-        case 'chatgpt':
-          return { type: 'login.chatgpt', requestId, flow: 'browser' };
-        case 'chatgptDeviceCode':
-          return { type: 'login.chatgpt', requestId, flow: 'device' };
-        case 'chatgptAuthTokens':
-          return {
-            type: 'login.externalTokens',
-            requestId,
-            experimentalApi: session.experimentalApi,
-            accessToken: new Secret(login.accessToken),
-            accountId: login.chatgptAccountId,
-            planType: login.chatgptPlanType ?? null,
-            claims: readClaims(login.accessToken),
-          };
-      }
-    }
-  }
-}
-
-/**
- * Wires vscode-jsonrpc over newline-delimited stdio to the account actor.
- * Holds only the connection's session (initialized, capabilities); account
- * state lives in the machine.
+ * Serves newline-delimited JSON-RPC on the given streams (SPEC §1). A small
+ * dispatch loop over our reader and writer stands where vscode-jsonrpc's
+ * `createMessageConnection` stood: that connection read `params.id` of any
+ * `$/cancelRequest` synchronously (one line could end the process), logged
+ * stray messages whole, and dispatched one message per event-loop turn.
+ * Errors still travel as vscode-jsonrpc `ResponseError`s.
+ *
+ * Wiring only: a request is either answered from a snapshot through the
+ * machine's views (pure reads) or becomes an event; the machine emits its
+ * reply (keyed by request) and notifications, written in the order emitted.
+ * No queue: requests are in flight together, and the machine decides what
+ * waits. Every request gets exactly one reply; no exception raised while
+ * handling one message ends the process or stops the reader.
  */
 export function startServer(options: ServerOptions): RunningServer {
   const { log } = options;
   const now = options.now ?? Date.now;
-  const ids = new IdTable();
-  const outbox = new Outbox();
-  const reader = new NdjsonMessageReader(options.input, ids, log);
-  const writer = new NdjsonMessageWriter(options.output, ids, now, (internal) => outbox.responseWritten(String(internal)));
-
-  // The internal id of the request whose handler vscode-jsonrpc is calling right now.
-  let dispatching: number | undefined;
-  const connection = createMessageConnection(reader, writer, {
-    error: (m) => log.debug(m),
-    warn: (m) => log.debug(m),
-    info: (m) => log.debug(m),
-    log: (m) => log.debug(m),
-  }, {
-    messageStrategy: {
-      handleMessage(message: Message, next: (message: Message) => void) {
-        dispatching = (message as { id?: number }).id;
-        try {
-          next(message);
-        } finally {
-          dispatching = undefined;
-        }
-      },
-    },
-  });
-
-  const actor = createActor(options.machine, {
-    input: options.machineInput,
-    ...(options.inspect ? { inspect: options.inspect } : {}),
-  });
+  const maxRequestMs = options.maxRequestMs ?? MAX_REQUEST_MS;
+  const writer = new LineWriter(options.output, now, (error) =>
+    log.error(() => `failed to write to stdout: ${describeThrown(error)}`),
+  );
+  const host = new HostConnection(writer, log);
+  const machine = options.effects ? options.machine.provide({ actors: options.effects({ host }) }) : options.machine;
 
   let session: Session | null = null;
-  const waiting = new Map<string, (reply: Extract<AccountEmitted, { type: 'reply' }>) => void>();
+  let client: ClientIdentity | null = null;
+  let open = 0;
+  let nextSeq = 0;
 
   const notify = (method: string, params: unknown) => {
     if (session?.optOut.has(method)) return;
-    // Straight to the writer: notifications for answered requests still go out after stdin EOF.
-    outbox.notify(() => void writer.write({ jsonrpc: '2.0', method, params } as Message));
+    writer.notification(method, params);
   };
 
-  actor.on('*', (emitted: AccountEmitted) => {
+  // Replies the machine owes, by request sequence number. Written the moment they are emitted,
+  // so a reply always precedes the notifications its transition emits after it.
+  const waiting = new Map<string, { respond: (reply: Reply) => void; since: number }>();
+
+  const onEmitted = (emitted: AccountEmitted) => {
     switch (emitted.type) {
       case 'reply': {
-        const resolve = waiting.get(emitted.requestId);
-        if (!resolve) {
+        const entry = waiting.get(emitted.requestId);
+        if (!entry) {
           log.warn(`machine replied to unknown request ${emitted.requestId}`);
           return;
         }
         waiting.delete(emitted.requestId);
-        outbox.expectReply(emitted.requestId);
-        resolve(emitted);
+        entry.respond(emitted);
         return;
       }
       case 'login.completed':
@@ -262,39 +128,69 @@ export function startServer(options: ServerOptions): RunningServer {
         notify(NOTIFICATIONS.accountUpdated, { authMode: emitted.authMode, planType: emitted.planType });
         return;
     }
-  });
-  actor.start();
-
-  // Account requests are served one at a time, each once the machine is idle.
-  let queue: Promise<unknown> = Promise.resolve();
-  const ask = (event: RequestEvent): Promise<unknown> => {
-    const run = async () => {
-      await waitFor(actor, (s) => s.hasTag('idle'), { timeout: Infinity });
-      const reply = await new Promise<Extract<AccountEmitted, { type: 'reply' }>>((resolve) => {
-        waiting.set(event.requestId, resolve);
-        actor.send(event);
-      });
-      if (!reply.ok) throw toResponseError(reply.failure);
-      return toWireResult(reply.value);
-    };
-    const result = queue.then(run, run);
-    queue = result.catch(() => undefined);
-    return result;
   };
 
-  const initialize = (params: InitializeParams, requestId: string) => {
+  const failOwed = (predicate: (since: number) => boolean, why: string) => {
+    for (const [requestId, entry] of [...waiting]) {
+      if (!predicate(entry.since)) continue;
+      waiting.delete(requestId);
+      log.error(`request ${requestId} ${why}; answered with an internal error`);
+      entry.respond({ type: 'reply', requestId, ok: false, failure: { kind: 'internal' } });
+    }
+  };
+
+  const inspect = options.inspect
+    ? (event: InspectionEvent) => {
+        try {
+          options.inspect!(event);
+        } catch (error) {
+          log.warn(() => `inspection callback failed: ${describeThrown(error)}`);
+        }
+      }
+    : undefined;
+
+  /**
+   * Starts an account actor. Should one ever fail (a bug in an action), the
+   * requests it owed are answered with an internal error and a fresh actor
+   * takes over, loading the credentials from storage again.
+   */
+  const startActor = (): Actor<AccountMachine> => {
+    const next = createActor(machine, { input: options.machineInput, ...(inspect ? { inspect } : {}) });
+    next.on('*', (emitted: AccountEmitted) => {
+      try {
+        onEmitted(emitted);
+      } catch (error) {
+        log.error(() => `failed to deliver ${emitted.type}: ${describeThrown(error)}`);
+      }
+    });
+    next.subscribe({
+      error: (error) => {
+        log.error(() => `account actor failed, restarting it: ${describeThrown(error)}`);
+        failOwed(() => true, 'was owed by the failed actor');
+        actor = startActor();
+        if (client) actor.send({ type: 'client.identify', client });
+      },
+    });
+    next.start();
+    return next;
+  };
+  let actor = startActor();
+
+  // A request the machine never answers would be a bug; answer it anyway, late.
+  const watchdog = setInterval(() => failOwed((since) => now() - since > maxRequestMs, `was not answered within ${maxRequestMs} ms`), Math.min(30_000, maxRequestMs));
+  watchdog.unref();
+
+  const initialize = (params: InitializeParams) => {
     if (session) throw new AuthError('alreadyInitialized');
     const capabilities = params.capabilities ?? {};
+    const platform = options.platform();
+    const userAgent = buildUserAgent(params.clientInfo, platform, options.env);
     session = {
       optOut: new Set(capabilities.optOutNotificationMethods ?? []),
       experimentalApi: capabilities.experimentalApi ?? false,
     };
-    const platform = options.platform();
-    const userAgent = buildUserAgent(params.clientInfo, platform, options.env);
-    actor.send({ type: 'client.identify', client: { originator: params.clientInfo.name, userAgent } });
-    // configWarning follows the initialize response (SPEC §4).
-    outbox.expectReply(requestId);
-    if (options.configWarning) notify(NOTIFICATIONS.configWarning, options.configWarning);
+    client = { originator: params.clientInfo.name, userAgent };
+    actor.send({ type: 'client.identify', client });
     return {
       userAgent,
       codexHome: options.codexHome,
@@ -303,29 +199,107 @@ export function startServer(options: ServerOptions): RunningServer {
     };
   };
 
-  connection.onRequest(async (method, rawParams) => {
-    const requestId = String(dispatching);
+  /** Answers one request exactly once: `answer` ignores (and logs) any second attempt. */
+  const handleRequest = (id: JsonRpcId, method: string, rawParams: unknown) => {
+    const seq = String(nextSeq++);
+    open++;
+    let answered = false;
+    const answer = (write: () => void) => {
+      if (answered) {
+        log.error(`request ${seq} was answered twice; the second answer was dropped`);
+        return;
+      }
+      answered = true;
+      open--;
+      try {
+        write();
+      } catch (error) {
+        log.error(() => `failed to write the answer to request ${seq}: ${describeThrown(error)}`);
+      }
+    };
+    const fail = (error: unknown) => answer(() => writer.error(id, errorFromThrown(error, log).toJson() as never));
+    const fromView = <T>(view: ViewResult<T>, toResult: (value: T) => unknown) =>
+      view.ok ? answer(() => writer.result(id, toResult(view.value))) : fail(toResponseError(view.failure));
     try {
       if (!isMethodName(method)) throw new AuthError('unknownMethod', unknownMethodMessage(method));
-      const params = validate(method, rawParams);
-      if (method === 'initialize') return initialize(params as InitializeParams, requestId);
+      const params = validateParams(method, rawParams);
+      if (method === 'initialize') {
+        const result = initialize(params as InitializeParams);
+        answer(() => writer.result(id, result));
+        // configWarning follows the initialize response (SPEC §4).
+        if (options.configWarning) notify(NOTIFICATIONS.configWarning, options.configWarning);
+        return;
+      }
       if (!session) throw new AuthError('notInitialized');
-      return await ask(toEvent(method, params, requestId, session));
+      // Pure reads: straight from the snapshot when the answer is known (no event, no macrostep).
+      if (method === 'account/read' && !(params as ParamsOf<'account/read'>).refreshToken) {
+        const view = readAccount(actor.getSnapshot());
+        if (view) return fromView(view, accountResult);
+      } else if (method === 'getAuthStatus') {
+        const view = readAuthStatus(actor.getSnapshot(), (params as ParamsOf<'getAuthStatus'>).includeToken ?? false);
+        if (view) return fromView(view, authStatusResult);
+      }
+      const event = toEvent(method, params, seq, session, randomUUID);
+      waiting.set(seq, {
+        since: now(),
+        respond: (reply) => (reply.ok ? answer(() => writer.result(id, toWireResult(reply.value))) : fail(toResponseError(reply.failure))),
+      });
+      actor.send(event);
     } catch (error) {
-      throw errorFromThrown(error, log);
+      waiting.delete(seq);
+      fail(error);
     }
-  });
-  // Notifications (`initialized` and any other) need no answer; unknown ones are ignored.
-  connection.onNotification(() => {});
+  };
 
-  // On EOF, answer what was already received (briefly), then report closed.
-  const closed = new Promise<void>((resolve) => {
-    connection.onClose(() => {
-      const deadline = now() + CLOSE_GRACE_MS;
-      const check = () => (ids.outstanding === 0 || now() >= deadline ? resolve() : setTimeout(check, 5));
-      check();
-    });
-  });
-  connection.listen();
-  return { connection, actor, closed };
+  const handleLine = (line: string) => {
+    const message = parseLine(line);
+    switch (message.kind) {
+      case 'invalid':
+        // Never text from the line: it may carry a secret (issue 5).
+        log.warn(`dropping input line (${line.length} chars): ${message.reason}`);
+        return;
+      case 'request':
+        log.debug(() => `request ${typeof message.id === 'string' ? shown(message.id) : String(message.id)} ${shown(message.method)}`);
+        handleRequest(message.id, message.method, message.params);
+        return;
+      case 'notification':
+        // `initialized` needs no answer; unknown notifications (`$/cancelRequest` too) are ignored (SPEC §1).
+        log.debug(() => `notification ${shown(message.method)} ignored`);
+        return;
+      case 'response':
+        // An answer to a server→client request; stray, late and repeated ones are ignored (SPEC §1).
+        host.handleResponse(message.id, message.error ? { error: message.error } : { result: message.result });
+        return;
+    }
+  };
+
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
+  const finish = () => {
+    clearInterval(watchdog);
+    writer.flush();
+    resolveClosed();
+  };
+  readLines(
+    options.input,
+    {
+      line: handleLine,
+      end: () => {
+        // Nobody is left to answer our requests; answer what was already received (briefly), then report closed.
+        host.close();
+        const deadline = now() + CLOSE_GRACE_MS;
+        const check = () => (open === 0 || now() >= deadline ? finish() : setTimeout(check, 5));
+        check();
+      },
+      error: (error) => log.warn(() => `input stream error: ${error.message}`),
+    },
+    log,
+  );
+  return {
+    get actor() {
+      return actor;
+    },
+    closed,
+    flush: () => writer.flush(),
+  };
 }

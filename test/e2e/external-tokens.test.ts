@@ -484,7 +484,7 @@ describe('host-supplied tokens (SPEC §9.1, §9.2)', () => {
     await server.request('account/login/start', { type: 'apiKey', apiKey: 'sk-top-secret-key' });
     server.sendRaw('{"apiKey":"sk-top-secret-key" broken\n');
     await server.request('account/read', {});
-    await server.stderrMatching(/dropping malformed JSON line/);
+    await server.stderrMatching(/dropping input line \(\d+ chars\): malformed JSON/);
     expect(server.stderr).not.toContain(params.accessToken);
     expect(server.stderr).not.toContain(params.accessToken.split('.')[1]);
     expect(server.stderr).not.toContain('sk-top-secret-key');

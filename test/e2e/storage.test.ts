@@ -240,10 +240,10 @@ describe('auth.json (SPEC §5)', () => {
       expect(readFileSync(join(s.home, 'auth.json'), 'utf8')).toBe('{not json');
     });
 
-    it('moves the corrupt file aside at logout instead of deleting it', async () => {
+    it('deletes the corrupt file at logout: no copy of a credential stays on disk', async () => {
       const s = await start({ auth: '{not json' });
       expect((await s.request('account/logout')).result).toEqual({});
-      expect(readdirSync(s.home).some((f) => f.startsWith('auth.json.corrupt-'))).toBe(true);
+      expect(readdirSync(s.home).filter((f) => f.startsWith('auth.json'))).toEqual([]);
       expect((await s.request('account/read', {})).result).toEqual(LOGGED_OUT);
     });
 

@@ -38,6 +38,8 @@ export class ServerProcess {
   readonly messages: Wire[] = [];
   /** Raw stdout lines that were not JSON objects (should stay empty). */
   readonly badLines: string[] = [];
+  /** Every stdout line as written (for ids that JSON.parse would round). */
+  readonly rawLines: string[] = [];
   stderr = '';
   #buffer = '';
   #nextId = 1;
@@ -54,6 +56,7 @@ export class ServerProcess {
       while ((nl = this.#buffer.indexOf('\n')) !== -1) {
         const line = this.#buffer.slice(0, nl);
         this.#buffer = this.#buffer.slice(nl + 1);
+        this.rawLines.push(line);
         try {
           const value = JSON.parse(line);
           if (typeof value === 'object' && value !== null && !Array.isArray(value)) this.messages.push(value);

@@ -1,38 +1,39 @@
 import { PassThrough } from 'node:stream';
-import type { Message } from 'vscode-jsonrpc/node';
+import fc from 'fast-check';
+import { parse as parseLossless } from 'lossless-json';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
-import { classify, IdTable, MAX_LINE_BYTES, NdjsonMessageReader, NdjsonMessageWriter } from '../../src/rpc/ndjson.js';
-
-type Received = Message & Record<string, any>;
+import { LineWriter, MAX_LINE_BYTES, parseLine, readLines, topLevelIdText } from '../../src/rpc/ndjson.js';
 
 function reader() {
   const input = new PassThrough();
-  const ids = new IdTable();
   const logs: string[] = [];
-  const received: Received[] = [];
+  const lines: string[] = [];
   const errors: Error[] = [];
   let closed = false;
-  const r = new NdjsonMessageReader(input, ids, createLogger('warn', (l) => logs.push(l)));
-  r.onClose(() => (closed = true));
-  r.onError((e) => errors.push(e));
-  const listening = r.listen((m) => received.push(m as Received));
-  return { input, ids, logs, received, errors, listening, isClosed: () => closed };
+  const dispose = readLines(
+    input,
+    { line: (l) => lines.push(l), end: () => (closed = true), error: (e) => errors.push(e) },
+    createLogger('warn', (l) => logs.push(l)),
+  );
+  return { input, logs, lines, errors, dispose, isClosed: () => closed };
 }
 
 function writer() {
   const output = new PassThrough();
-  const ids = new IdTable();
-  const written: number[] = [];
-  const w = new NdjsonMessageWriter(output, ids, () => 1234, (id) => written.push(id));
-  const raw = () => output.read()?.toString() ?? '';
+  const w = new LineWriter(output, () => 1234);
+  const raw = () => {
+    w.flush();
+    return output.read()?.toString() ?? '';
+  };
   const lines = () => raw().split('\n').filter(Boolean).map((l: string) => JSON.parse(l));
-  return { w, ids, written, raw, lines };
+  return { w, output, raw, lines };
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
+const line = (value: unknown) => JSON.stringify(value);
 
-describe('classify', () => {
+describe('parseLine', () => {
   it.each([
     [{ id: 1, method: 'm' }, 'request'],
     [{ id: 'a', method: 'm', params: {} }, 'request'],
@@ -41,15 +42,18 @@ describe('classify', () => {
     [{ id: 2 ** 53 - 1, method: 'm' }, 'request'],
     [{ method: 'm' }, 'notification'],
     [{ method: 'm', params: [] }, 'notification'],
+    [{ method: '$/cancelRequest' }, 'notification'],
+    [{ method: '$/cancelRequest', params: null }, 'notification'],
     [{ id: 0, result: {} }, 'response'],
     [{ id: 'x', result: null }, 'response'],
     [{ id: 0, error: { code: 1, message: 'x' } }, 'response'],
+    [{ id: 0, error: null, data: { token: 'eyJ' } }, 'invalid'],
+    [{ id: 0, result: 1, error: { code: 1, message: 'x' } }, 'invalid'],
     [{ id: null, method: 'm' }, 'invalid'],
     [{ id: 1.5, method: 'm' }, 'invalid'],
     [{ id: { a: 1 }, method: 'm' }, 'invalid'],
     [{ id: [1], method: 'm' }, 'invalid'],
     [{ id: true, method: 'm' }, 'invalid'],
-    [{ id: 2 ** 60, method: 'm' }, 'invalid'],
     [{ method: 7 }, 'invalid'],
     [{ method: null, id: 1 }, 'invalid'],
     [{ id: 1 }, 'invalid'],
@@ -61,111 +65,94 @@ describe('classify', () => {
     [42, 'invalid'],
     ['str', 'invalid'],
   ])('classifies %j as %s', (value, kind) => {
-    expect(classify(value).kind).toBe(kind);
+    expect(parseLine(line(value)).kind).toBe(kind);
   });
 
-  it('keeps the original id of a request, unchanged', () => {
-    expect(classify({ id: '43', method: 'm' })).toMatchObject({ kind: 'request', id: '43' });
-  });
-
-  it('says why a batch array is invalid', () => {
-    expect(classify([{ method: 'm' }])).toEqual({ kind: 'invalid', why: 'batch arrays are not supported' });
-  });
-});
-
-describe('IdTable', () => {
-  it('gives every admitted id, duplicates included, its own internal number', () => {
-    const ids = new IdTable();
-    const a = ids.admit('x');
-    const b = ids.admit('x');
-    expect(a).not.toBe(b);
-    expect([ids.original(a), ids.original(b), ids.outstanding]).toEqual(['x', 'x', 2]);
-  });
-
-  it('forgets an id once released', () => {
-    const ids = new IdTable();
-    const a = ids.admit(5);
-    expect(ids.release(a)).toBe(5);
-    expect([ids.original(a), ids.release(a), ids.outstanding]).toEqual([undefined, undefined, 0]);
-  });
-});
-
-describe('NdjsonMessageReader', () => {
-  it('reassembles a message split across chunks, and one split inside a UTF-8 character', async () => {
-    const r = reader();
-    const line = Buffer.from(`${JSON.stringify({ id: 'é', method: 'm', params: { s: 'héllo' } })}\n`);
-    const cut = line.indexOf(0xc3) + 1; // in the middle of the two-byte é
-    r.input.write(line.subarray(0, cut));
-    r.input.write(line.subarray(cut));
-    await tick();
-    expect(r.received).toHaveLength(1);
-    expect(r.received[0]?.params).toEqual({ s: 'héllo' });
-    expect(r.ids.original(0)).toBe('é');
-  });
-
-  it('reads several messages from one chunk and accepts CRLF line ends', async () => {
-    const r = reader();
-    r.input.write('{"method":"a"}\r\n{"method":"b"}\n');
-    await tick();
-    expect(r.received.map((m) => m.method)).toEqual(['a', 'b']);
-  });
-
-  it('replaces request ids with sequence numbers and remembers the originals', async () => {
-    const r = reader();
-    r.input.write('{"id":"x","method":"a"}\n{"id":"x","method":"b"}\n');
-    await tick();
-    expect(r.received.map((m) => m.id)).toEqual([0, 1]);
-    expect([r.ids.original(0), r.ids.original(1), r.ids.outstanding]).toEqual(['x', 'x', 2]);
-  });
-
-  it('sets "jsonrpc" to 2.0 whatever the client sent, and keeps unknown members', async () => {
-    const r = reader();
-    r.input.write('{"jsonrpc":"1.0","method":"a","extra":1}\n{"jsonrpc":2,"id":3,"method":"b"}\n{"method":"c"}\n');
-    await tick();
-    expect(r.received.map((m) => m.jsonrpc)).toEqual(['2.0', '2.0', '2.0']);
-    expect(r.received[0]?.extra).toBe(1);
-  });
-
-  it('passes notifications through without an id', async () => {
-    const r = reader();
-    r.input.write('{"method":"initialized"}\n');
-    await tick();
-    expect(r.received).toEqual([{ method: 'initialized', jsonrpc: '2.0' }]);
-    expect(r.ids.outstanding).toBe(0);
-  });
-
-  it('passes responses through with their own ids', async () => {
-    const r = reader();
-    r.input.write('{"id":0,"result":{"ok":true}}\n');
-    await tick();
-    expect(r.received).toEqual([{ id: 0, result: { ok: true }, jsonrpc: '2.0' }]);
-    expect(r.ids.outstanding).toBe(0);
-  });
-
-  it('drops invalid lines with a log line that does not quote them', async () => {
-    const r = reader();
-    r.input.write('{"apiKey":"sk-secret", broken\n[1]\n{"method":"ok"}\n');
-    await tick();
-    expect(r.received).toHaveLength(1);
-    expect(r.logs.join('')).toMatch(/dropping malformed JSON line/);
-    expect(r.logs.join('')).toMatch(/batch arrays are not supported/);
-    expect(r.logs.join('')).not.toContain('sk-secret');
+  it('keeps a string id unchanged', () => {
+    expect(parseLine('{"id":"43","method":"m"}')).toMatchObject({ kind: 'request', id: '43' });
   });
 
   it.each([
-    ['a blank line', '\n', /dropping blank input line/],
-    ['a whitespace-only line', '  \t\r\n', /dropping blank input line/],
-    ['a null id', '{"id":null,"method":"m"}\n', /id is not a string or an integer/],
-    ['a non-string method', '{"id":1,"method":2}\n', /method is not a string/],
-    ['a scalar', '42\n', /not a JSON object/],
-    ['an empty object', '{}\n', /neither a request, a notification nor a response/],
-  ])('drops %s with a warning and admits no id', async (_name, text, log) => {
+    ['9007199254740993', 9007199254740993n],
+    ['-9007199254740993', -9007199254740993n],
+    ['9223372036854775807', 9223372036854775807n],
+    ['-9223372036854775808', -9223372036854775808n],
+    ['9007199254740991', 9007199254740991],
+    ['-0', 0],
+  ])('reads the integer id %s exactly', (text, id) => {
+    expect(parseLine(`{"id":${text},"method":"m"}`)).toMatchObject({ kind: 'request', id });
+  });
+
+  it.each(['9223372036854775808', '-9223372036854775809', '1.0', '1e3', '1E3', '1.5', '-0.0'])(
+    'drops the id %s, which is no 64-bit integer literal',
+    (text) => {
+      expect(parseLine(`{"id":${text},"method":"m"}`)).toEqual({ kind: 'invalid', reason: 'id is not a string or a 64-bit integer' });
+    },
+  );
+
+  it('reads the top-level id, not one nested in params', () => {
+    expect(parseLine('{"params":{"id":1.5},"id":12345678901234567890,"method":"m"}').kind).toBe('invalid');
+    expect(parseLine('{"params":{"id":1.5},"id":1234567890123456789,"method":"m"}')).toMatchObject({ id: 1234567890123456789n });
+  });
+
+  it('says why a batch array is invalid, and never quotes the line', () => {
+    expect(parseLine('[{"method":"m"}]')).toEqual({ kind: 'invalid', reason: 'batch arrays are not supported' });
+    expect(parseLine('{"apiKey":"sk-secret", broken')).toEqual({ kind: 'invalid', reason: 'malformed JSON' });
+  });
+
+  it('classifies a message nested 100,000 deep without overflowing the stack', () => {
+    const deep = `{"id":7,"method":"m","params":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+    expect(['request', 'invalid']).toContain(parseLine(deep).kind);
+  });
+});
+
+describe('topLevelIdText', () => {
+  // lossless-json re-reads the whole line keeping number texts: the oracle for our top-level scan.
+  const oracle = (line: string) => {
+    const id = (parseLossless(line, null, (text: string) => `#${text}`) as Record<string, unknown>).id;
+    return typeof id === 'string' && id.startsWith('#') ? id.slice(1) : undefined;
+  };
+
+  it('finds the same id text as a lossless parse of the whole line, for any object', () => {
+    const idText = fc.oneof(
+      fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }).map(String),
+      fc.double({ noNaN: true, noDefaultInfinity: true }).map((d) => JSON.stringify(d)),
+      fc.constantFrom('1.0', '1e3', '-0', '1E+2', '0.5e-3'),
+    );
+    const member = fc.tuple(fc.constantFrom('method', 'params', 'x', 'i\\u0065', 'id\\"', 'ids'), fc.json());
+    fc.assert(
+      fc.property(fc.uniqueArray(member, { maxLength: 4, selector: ([k]) => k }), idText, fc.nat(4), fc.constantFrom('', ' ', '\n\t '), (members, id, at, ws) => {
+        const parts = members.map(([k, v]) => `"${k}"${ws}:${ws}${v}`);
+        parts.splice(Math.min(at, parts.length), 0, `"id"${ws}:${ws}${id}`);
+        const line = `${ws}{${ws}${parts.join(`${ws},${ws}`)}${ws}}${ws}`;
+        expect(topLevelIdText(line)).toBe(oracle(line));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('reads an id written with an escaped key, and the last of duplicate ids, as JSON.parse does', () => {
+    expect(topLevelIdText('{"\\u0069d":12,"method":"m"}')).toBe('12');
+    expect(topLevelIdText('{"id":1,"id":99999999999999999999}')).toBe('99999999999999999999');
+  });
+});
+
+describe('readLines', () => {
+  it('reassembles a line split across chunks, and one split inside a UTF-8 character', async () => {
     const r = reader();
-    r.input.write(`${text}{"method":"after"}\n`);
+    const text = Buffer.from(`${line({ id: 'é', method: 'm', params: { s: 'héllo' } })}\n`);
+    const cut = text.indexOf(0xc3) + 1; // in the middle of the two-byte é
+    r.input.write(text.subarray(0, cut));
+    r.input.write(text.subarray(cut));
     await tick();
-    expect(r.received.map((m) => m.method)).toEqual(['after']);
-    expect(r.logs.join('')).toMatch(log);
-    expect(r.ids.outstanding).toBe(0);
+    expect(r.lines.map((l) => JSON.parse(l))).toEqual([{ id: 'é', method: 'm', params: { s: 'héllo' } }]);
+  });
+
+  it('reads several lines from one chunk and strips CRLF line ends', async () => {
+    const r = reader();
+    r.input.write('{"method":"a"}\r\n{"method":"b"}\n');
+    await tick();
+    expect(r.lines).toEqual(['{"method":"a"}', '{"method":"b"}']);
   });
 
   it('drops a line longer than the 16 MiB cap, even across chunks, and reads the next line', async () => {
@@ -175,9 +162,9 @@ describe('NdjsonMessageReader', () => {
     for (let i = 0; i < 17; i++) r.input.write(chunk);
     r.input.write('"}\n{"id":2,"method":"next"}\n');
     await tick();
-    expect(r.received.map((m) => m.method)).toEqual(['next']);
-    expect(r.ids.original(r.received[0]!.id as number)).toBe(2);
+    expect(r.lines).toEqual(['{"id":2,"method":"next"}']);
     expect(r.logs.join('')).toMatch(new RegExp(`dropping input line longer than ${MAX_LINE_BYTES} bytes`));
+    expect(r.logs.join('')).not.toContain('xxxx');
   });
 
   it('reads a line exactly as long as the 16 MiB cap', async () => {
@@ -186,23 +173,45 @@ describe('NdjsonMessageReader', () => {
     const suffix = '"}';
     r.input.write(`${prefix}${'y'.repeat(MAX_LINE_BYTES - prefix.length - suffix.length)}${suffix}\n`);
     await tick();
-    expect(r.received.map((m) => m.method)).toEqual(['big']);
+    expect(r.lines.map((l) => l.length)).toEqual([MAX_LINE_BYTES]);
     expect(r.logs).toEqual([]);
   });
 
-  it('handles a last line without a newline at end of input, then reports close', async () => {
+  it('keeps reading when the line handler throws', async () => {
+    const input = new PassThrough();
+    const logs: string[] = [];
+    const seen: string[] = [];
+    readLines(
+      input,
+      {
+        line: (l) => {
+          seen.push(l);
+          if (l === 'boom') throw new TypeError('handler bug with sk-secret-in-message');
+        },
+        end: () => {},
+      },
+      createLogger('warn', (l) => logs.push(l)),
+    );
+    input.write('boom\nnext\n');
+    await tick();
+    expect(seen).toEqual(['boom', 'next']);
+    expect(logs.join('')).toMatch(/failed to handle an input line: TypeError/);
+    expect(logs.join('')).not.toContain('sk-secret');
+  });
+
+  it('handles a last line without a newline at end of input, then reports the end', async () => {
     const r = reader();
     r.input.end('{"method":"last"}');
     await tick();
-    expect(r.received).toHaveLength(1);
+    expect(r.lines).toEqual(['{"method":"last"}']);
     expect(r.isClosed()).toBe(true);
   });
 
-  it('reports close at end of input with nothing pending', async () => {
+  it('reports the end of input with nothing pending', async () => {
     const r = reader();
     r.input.end();
     await tick();
-    expect([r.received, r.isClosed()]).toEqual([[], true]);
+    expect([r.lines, r.isClosed()]).toEqual([[], true]);
   });
 
   it('reports stream errors', async () => {
@@ -214,59 +223,63 @@ describe('NdjsonMessageReader', () => {
 
   it('stops delivering once disposed', async () => {
     const r = reader();
-    r.listening.dispose();
+    r.dispose();
     r.input.write('{"method":"late"}\n');
     await tick();
-    expect(r.received).toEqual([]);
+    expect(r.lines).toEqual([]);
   });
 });
 
-describe('NdjsonMessageWriter', () => {
-  it('restores the client id on responses, drops "jsonrpc", and reports the write', async () => {
-    const { w, ids, written, lines } = writer();
-    const internal = ids.admit(-7);
-    await w.write({ jsonrpc: '2.0', id: internal, result: { a: 1 } } as Message);
+describe('LineWriter', () => {
+  it('writes a response with the client id and no "jsonrpc" member', () => {
+    const { w, lines } = writer();
+    w.result(-7, { a: 1 });
     expect(lines()).toEqual([{ id: -7, result: { a: 1 } }]);
-    expect(written).toEqual([internal]);
-    expect(ids.outstanding).toBe(0);
   });
 
-  it('restores the client id on errors and keeps code, message and data', async () => {
-    const { w, ids, lines } = writer();
-    const internal = ids.admit('');
+  it('writes an error with code, message and data', () => {
+    const { w, lines } = writer();
     const error = { code: -32600, message: 'Not initialized', data: { reason: 'not_initialized', recovery: 'initialize' } };
-    await w.write({ jsonrpc: '2.0', id: internal, error } as Message);
+    w.error('', error);
     expect(lines()).toEqual([{ id: '', error }]);
   });
 
-  it('answers two requests that shared a client id, each with that id', async () => {
-    const { w, ids, lines } = writer();
-    const first = ids.admit(9);
-    const second = ids.admit(9);
-    await w.write({ jsonrpc: '2.0', id: second, result: 'b' } as Message);
-    await w.write({ jsonrpc: '2.0', id: first, result: 'a' } as Message);
-    expect(lines()).toEqual([
-      { id: 9, result: 'b' },
-      { id: 9, result: 'a' },
-    ]);
+  it('echoes a 64-bit id digit for digit', () => {
+    const { w, raw } = writer();
+    w.result(9223372036854775807n, {});
+    w.error(-9007199254740993n, { code: -32600, message: 'x' });
+    expect(raw()).toBe(
+      '{"id":9223372036854775807,"result":{}}\n{"id":-9007199254740993,"error":{"code":-32600,"message":"x"}}\n',
+    );
   });
 
-  it('adds emittedAtMs to notifications but not to server requests', async () => {
+  it('adds emittedAtMs to notifications but not to server requests', () => {
     const { w, lines } = writer();
-    await w.write({ jsonrpc: '2.0', method: 'account/updated', params: { authMode: null } } as Message);
-    await w.write({ jsonrpc: '2.0', id: 0, method: 'account/chatgptAuthTokens/refresh', params: {} } as Message);
+    w.notification('account/updated', { authMode: null });
+    w.request(0, 'account/chatgptAuthTokens/refresh', {});
     expect(lines()).toEqual([
       { method: 'account/updated', params: { authMode: null }, emittedAtMs: 1234 },
-      { id: 0, method: 'account/chatgptAuthTokens/refresh', params: {} },
+      { method: 'account/chatgptAuthTokens/refresh', id: 0, params: {} },
     ]);
   });
 
-  it('writes each message as one compact line ending in a newline, members in wire order', async () => {
-    const { w, ids, raw } = writer();
-    await w.write({ jsonrpc: '2.0', method: 'account/updated', params: { authMode: 'apikey', planType: null } } as Message);
-    await w.write({ jsonrpc: '2.0', id: ids.admit(1), result: { type: 'apiKey' } } as Message);
+  it('writes each message as one compact line, members in wire order', () => {
+    const { w, raw } = writer();
+    w.notification('account/updated', { authMode: 'apikey', planType: null });
+    w.result(1, { type: 'apiKey' });
     expect(raw()).toBe(
       '{"method":"account/updated","params":{"authMode":"apikey","planType":null},"emittedAtMs":1234}\n{"id":1,"result":{"type":"apiKey"}}\n',
     );
+  });
+
+  it('writes the lines of one event-loop turn with one write', async () => {
+    const { w, output } = writer();
+    const writes: string[] = [];
+    output.on('data', (c: Buffer) => writes.push(c.toString()));
+    for (let i = 0; i < 100; i++) w.result(i, {});
+    await tick();
+    await tick();
+    expect(writes).toHaveLength(1);
+    expect(writes[0]!.split('\n').filter(Boolean)).toHaveLength(100);
   });
 });

@@ -1,8 +1,8 @@
-import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Secret } from '../../machines/secret.js';
-import { createFileStore, createMemoryStore, parseAuth, serializeAuth } from '../../src/effects/storage.js';
+import { createFileStore, createMemoryStore, parseAuth, serializeAuth, STALE_TEMP_MS } from '../../src/effects/storage.js';
 import { AuthError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import { chatgptJwt } from '../helpers/jwt.js';
@@ -109,11 +109,49 @@ describe('auth.json storage', () => {
     expect(await s.load()).toBeNull();
   });
 
-  it('moves a corrupt file aside on clear instead of deleting it', async () => {
+  it('deletes a corrupt file and its earlier backups on clear: logout leaves no copy of a credential', async () => {
     const { store: s, home } = store();
-    writeFileSync(join(home, 'auth.json'), '[1, 2');
+    writeFileSync(join(home, 'auth.json'), '{"OPENAI_API_KEY":"sk-old"');
+    writeFileSync(join(home, 'auth.json.corrupt-2026-01-01T00-00-00-000Z'), '{"OPENAI_API_KEY":"sk-older"');
     await s.clear();
-    expect(readdirSync(home)).toEqual(['auth.json.corrupt-2026-11-25T01-02-03-456Z']);
+    expect(readdirSync(home)).toEqual([]);
+  });
+
+  it('leaves only auth.json and the lock files after a write, with no temp file', async () => {
+    const { store: s, home } = store();
+    await s.save({ kind: 'apiKey', apiKey: new Secret('sk-1') });
+    await s.save({ kind: 'apiKey', apiKey: new Secret('sk-2') });
+    expect(readdirSync(home).sort()).toEqual(['auth.json', 'auth.json.lock', 'auth.lock']);
+  });
+
+  it('replaces a temp file a killed writer left, instead of failing or adding another', async () => {
+    const { store: s, home, authPath } = store();
+    writeFileSync(join(home, '.auth.json.tmp'), '{"auth_mode":"apikey","OPENAI_API_KEY":"sk-half');
+    await s.save({ kind: 'apiKey', apiKey: new Secret('sk-new') });
+    expect(readdirSync(home).sort()).toEqual(['auth.json', 'auth.json.lock', 'auth.lock']);
+    expect(JSON.parse(readFileSync(authPath, 'utf8')).OPENAI_API_KEY).toBe('sk-new');
+  });
+
+  it('removes stale temp files of this and earlier versions on the first load, sparing fresh ones', async () => {
+    const { store: s, home } = store();
+    const old = new Date(Date.parse('2026-11-25T01:02:03.456Z') - STALE_TEMP_MS - 1000);
+    for (const f of ['.auth.json.tmp', 'auth.json.1a2b3c4d', 'auth.json.9f8e7d6c']) {
+      writeFileSync(join(home, f), 'sk-leftover');
+      utimesSync(join(home, f), old, old);
+    }
+    writeFileSync(join(home, 'auth.json.0123abcd'), 'fresh'); // mtime now: clock says 2026-11-25, file is newer
+    utimesSync(join(home, 'auth.json.0123abcd'), new Date('2026-11-25T01:02:00Z'), new Date('2026-11-25T01:02:00Z'));
+    await s.load();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(readdirSync(home).sort()).toEqual(['auth.json.0123abcd']);
+  });
+
+  it('removes every temp file at logout, whatever its age', async () => {
+    const { store: s, home } = store();
+    writeFileSync(join(home, '.auth.json.tmp'), 'sk-leftover');
+    writeFileSync(join(home, 'auth.json.1a2b3c4d'), 'sk-leftover');
+    await s.clear();
+    expect(readdirSync(home)).toEqual([]);
   });
 
   it('never overwrites an earlier backup of a corrupt file', async () => {

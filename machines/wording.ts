@@ -1,0 +1,81 @@
+import type { AuthFailure, FailureKind, LoginFlow, Policy } from './account-types.js';
+
+/**
+ * Every text that reaches the wire, in one place: error messages (SPEC §3,
+ * §9, §10, in the reference's words) and `account/login/completed.error`
+ * texts. `src/rpc/errors.ts` adds codes and `data`; the machine uses the
+ * login texts. Texts never hold a secret.
+ */
+
+/** Failures the adapter detects itself, before the machine sees a request. */
+export type ProtocolErrorKind = 'notInitialized' | 'alreadyInitialized' | 'unknownMethod' | 'invalidParams' | 'invalidLoginId';
+
+export type ErrorKind = FailureKind | ProtocolErrorKind;
+
+type Text = string | ((failure: AuthFailure & { message?: string }) => string);
+
+const given = (fallback: string) => (f: { message?: string }) => f.message ?? fallback;
+
+/** Reference texts of failures that effects raise without a message of their own. */
+export const FIXED_MESSAGES = {
+  discoveryFailed: 'workspace routing discovery failed',
+  workspaceMissing: 'selected workspace missing from routing discovery',
+  accountIdMissing: 'workspace routing requires a ChatGPT account id',
+} as const satisfies Partial<Record<ErrorKind, string>>;
+
+export const ERROR_TEXT: Record<ErrorKind, Text> = {
+  notInitialized: 'Not initialized',
+  alreadyInitialized: 'Already initialized',
+  unknownMethod: given('Invalid request'),
+  invalidParams: given('Invalid request'),
+  invalidLoginId: given('invalid login id'),
+  apiKeyLoginDisabled: 'API key login is disabled. Use ChatGPT login instead.',
+  chatgptLoginDisabled: 'ChatGPT login is disabled. Use API key login instead.',
+  externalAuthDisabled: 'External ChatGPT auth is disabled. Use API key login instead.',
+  externalAuthActive:
+    'External auth is active. Use account/login/start (chatgptAuthTokens) to update it or account/logout to clear it.',
+  experimentalApiRequired: 'account/login/start.chatgptAuthTokens requires experimentalApi capability',
+  // Rust `{:?}` of a Vec<String> and a String; JSON string escaping matches it for printable text.
+  workspaceNotAllowed: (f) =>
+    `External auth must use one of workspace(s) [${(f.allowed ?? []).map((id) => JSON.stringify(id)).join(', ')}], ` +
+    `but received ${JSON.stringify(f.received ?? '')}.`,
+  invalidToken: (f) => `failed to set external auth: ${f.message ?? 'invalid ID token format'}`,
+  authFileCorrupt: given('auth.json is not valid'),
+  storageFailed: given('storage failed'),
+  discoveryFailed: given(FIXED_MESSAGES.discoveryFailed),
+  workspaceMissing: FIXED_MESSAGES.workspaceMissing,
+  accountIdMissing: FIXED_MESSAGES.accountIdMissing,
+  rateLimitsNeedAuth: 'codex account authentication required to read rate limits',
+  rateLimitsNeedChatgpt: 'chatgpt authentication required to read rate limits',
+  notImplemented: given('not implemented'),
+  internal: 'internal error',
+};
+
+/** The message a failure shows on the wire. */
+export function errorText(failure: { kind: ErrorKind; message?: string; allowed?: readonly string[]; received?: string }): string {
+  const text = ERROR_TEXT[failure.kind] ?? ERROR_TEXT.internal;
+  return typeof text === 'string' ? text : text(failure as AuthFailure);
+}
+
+/** The `completed.error` text a cancelled login reports (SPEC §3.2, §3.3). */
+export function loginEndedMessage(flow: LoginFlow, why: 'notCompleted' | 'cancelled'): string {
+  const text = why === 'cancelled' ? 'Login cancelled' : 'Login was not completed';
+  return flow === 'browser' ? `Login server error: ${text}` : text;
+}
+
+/** Why credentials of another workspace were refused (SPEC §9.3 wording). */
+export function workspaceRestrictionMessage(policy: Policy, accountId: string | null): string {
+  return `Login is restricted to workspace(s) ${(policy.forcedWorkspaceIds ?? []).join(', ')}, but current credentials belong to ${accountId ?? 'no workspace'}`;
+}
+
+/** `completed.error` of a login whose flow failed: the failure's own text, else a generic one. */
+export function loginFailedMessage(failure: AuthFailure): string {
+  return failure.message ?? errorText(failure);
+}
+
+/** Why the host's answer to `account/chatgptAuthTokens/refresh` was not used (SPEC §9.3 table). */
+export const HOST_REFRESH_TEXT = {
+  failed: (code: number) => `auth refresh request failed: code=${code}`,
+  invalid: 'auth refresh returned invalid credentials',
+  timedOut: (timeoutMs: number) => `auth refresh request timed out after ${Math.round(timeoutMs / 1000)}s`,
+} as const;

@@ -1,0 +1,134 @@
+import type { AccountView, AuthStatusView, RequestEvent, ReplyValue } from '../../machines/account-types.js';
+import { Secret } from '../../machines/secret.js';
+import { readClaims } from '../effects/jwt.js';
+import { AuthError } from '../errors.js';
+import { METHODS, type MethodName } from './methods.js';
+import { parseLoginId, type LoginAccountParams } from './schemas.js';
+import { serdeMessage } from './serde.js';
+
+/**
+ * The wire mapping, in one place: params → machine event, machine reply →
+ * result (SPEC §3). The adapter only calls these.
+ */
+
+/** What the connection knows about the host (from `initialize`). */
+export interface Session {
+  optOut: ReadonlySet<string>;
+  experimentalApi: boolean;
+}
+
+/** Params as parsed by each method's schema. */
+export type ParamsOf<M extends MethodName> = import('zod/mini').infer<(typeof METHODS)[M]['schema']>;
+
+/** Parses a method's params as the reference does (SPEC §1); throws `invalidParams` in serde's words. */
+export function validateParams<M extends MethodName>(method: M, raw: unknown): ParamsOf<M> {
+  const spec = METHODS[method];
+  let params = raw === null ? undefined : raw;
+  if (params === undefined) {
+    if (spec.params === 'required') throw new AuthError('invalidParams', 'Invalid request: missing field `params`');
+    params = {};
+  }
+  // serde reads a struct from a sequence positionally (`[]` is an empty struct).
+  if (Array.isArray(params) && 'shape' in spec.schema) {
+    const keys = Object.keys((spec.schema as unknown as { shape: object }).shape);
+    params = Object.fromEntries(keys.map((k, i) => [k, (params as unknown[])[i]]).filter(([, v]) => v !== undefined));
+  }
+  const result = spec.schema.safeParse(params);
+  if (result.success) return result.data as ParamsOf<M>;
+  // Parsed again only to word the error: `reportInput` costs ~20× a plain parse.
+  const worded = spec.schema.safeParse(params, { reportInput: true });
+  throw new AuthError('invalidParams', `Invalid request: ${serdeMessage(worded.error ?? result.error)}`);
+}
+
+/** `account/read` result (SPEC §3.1). */
+export function accountResult({ authMode, email, planType, userId, routing }: AccountView) {
+  return {
+    account:
+      authMode === null
+        ? null
+        : authMode === 'apikey'
+          ? { type: 'apiKey' as const }
+          : { type: 'chatgpt' as const, email, planType, workspaceName: routing?.workspaceName ?? null },
+    userId,
+    requiresOpenaiAuth: true,
+    workspaceRouting: routing
+      ? {
+          chatgptAccountId: routing.accountId,
+          backendOrigin: routing.backendOrigin,
+          accountRoutingOverride: routing.accountRoutingOverride,
+        }
+      : null,
+  };
+}
+
+/** `getAuthStatus` result (SPEC §3.6). */
+export function authStatusResult(status: AuthStatusView) {
+  return { authMethod: status.authMode, authToken: status.token?.reveal() ?? null, requiresOpenaiAuth: true };
+}
+
+/** Wire shapes of the machine's replies (SPEC §3). */
+export function toWireResult(value: ReplyValue): unknown {
+  switch (value.kind) {
+    case 'account':
+      return accountResult(value.account);
+    case 'authStatus':
+      return authStatusResult(value.status);
+    case 'login':
+      return { type: value.type };
+    case 'loginStarted':
+      return value.flow === 'browser'
+        ? { type: 'chatgpt', loginId: value.loginId, ...value.details }
+        : { type: 'chatgptDeviceCode', loginId: value.loginId, ...value.details };
+    case 'cancel':
+      return { status: value.status };
+    case 'empty':
+      return {};
+  }
+}
+
+/** Request → machine event. Mode logic stays in the machine; this only translates. */
+export function toEvent(
+  method: Exclude<MethodName, 'initialize'>,
+  params: unknown,
+  requestId: string,
+  session: Session,
+  newLoginId: () => string,
+): RequestEvent {
+  switch (method) {
+    case 'account/read':
+      return { type: 'account.read', requestId, refreshToken: (params as ParamsOf<'account/read'>).refreshToken ?? false };
+    case 'getAuthStatus':
+      return { type: 'authStatus.read', requestId, includeToken: (params as ParamsOf<'getAuthStatus'>).includeToken ?? false };
+    case 'account/logout':
+      return { type: 'logout', requestId };
+    case 'account/rateLimits/read':
+      return { type: 'rateLimits.read', requestId };
+    case 'account/login/cancel': {
+      const { loginId } = params as ParamsOf<'account/login/cancel'>;
+      const normalized = parseLoginId(loginId);
+      if (normalized === null) throw new AuthError('invalidLoginId', `invalid login id: ${loginId}`);
+      return { type: 'login.cancel', requestId, loginId: normalized };
+    }
+    case 'account/login/start': {
+      const login = params as LoginAccountParams;
+      switch (login.type) {
+        case 'apiKey':
+          return { type: 'login.apiKey', requestId, apiKey: new Secret(login.apiKey) };
+        case 'chatgpt':
+          return { type: 'login.chatgpt', requestId, flow: 'browser', loginId: newLoginId() };
+        case 'chatgptDeviceCode':
+          return { type: 'login.chatgpt', requestId, flow: 'device', loginId: newLoginId() };
+        case 'chatgptAuthTokens':
+          return {
+            type: 'login.externalTokens',
+            requestId,
+            experimentalApi: session.experimentalApi,
+            accessToken: new Secret(login.accessToken),
+            accountId: login.chatgptAccountId,
+            planType: login.chatgptPlanType ?? null,
+            claims: readClaims(login.accessToken),
+          };
+      }
+    }
+  }
+}
