@@ -46,6 +46,26 @@ async function storeKeyWithARealLogin(home: string): Promise<string> {
   return key;
 }
 
+/** Failures grouped by kind, so that one kind of defect cannot hide another in the report. */
+class Failures {
+  readonly #byKind = new Map<string, string[]>();
+
+  add(kind: string, text: string): void {
+    if (!this.#byKind.has(kind)) this.#byKind.set(kind, []);
+    this.#byKind.get(kind)!.push(text);
+  }
+
+  get count(): number {
+    return [...this.#byKind.values()].reduce((n, list) => n + list.length, 0);
+  }
+
+  report(): string {
+    return [...this.#byKind]
+      .map(([kind, list]) => `${list.length} × ${kind}:\n${list.slice(0, 6).map((t) => `  - ${t}`).join('\n')}`)
+      .join('\n');
+  }
+}
+
 const snippet = (bytes: Buffer) => {
   const text = bytes.toString('utf8').replace(/\n$/, '');
   return text.length > 160 ? `${text.slice(0, 160)}… (${bytes.length} bytes)` : text;
@@ -126,16 +146,16 @@ it(`survives ${LINES} generated bad lines, answering every readable id exactly o
     const elapsedMs = Date.now() - started;
 
     // ---- check
-    const failures: string[] = [];
+    const failures = new Failures();
     const output: OutputMessage[] = [];
     for (const raw of server.lines) {
       try {
         output.push(parseOutputLine(raw));
       } catch (error) {
-        failures.push(`stdout line is not one JSON object: ${raw.slice(0, 200)} (${(error as Error).message})`);
+        failures.add('stdout', `stdout line is not one JSON object: ${raw.slice(0, 200)} (${(error as Error).message})`);
       }
     }
-    for (const n of output.filter((m) => m.isNotification)) failures.push(`unexpected notification: ${n.raw.slice(0, 200)}`);
+    for (const n of output.filter((m) => m.isNotification)) failures.add('notification', `unexpected notification: ${n.raw.slice(0, 200)}`);
     const byKey = new Map<string, OutputMessage[]>();
     for (const m of output.filter((o) => !o.isNotification)) {
       const key = m.key ?? `(no id: ${m.raw.slice(0, 80)})`;
@@ -153,23 +173,23 @@ it(`survives ${LINES} generated bad lines, answering every readable id exactly o
       if (key) surplus.set(key, surplus.get(key)! - 1);
     }
     for (const [key, extra] of surplus) {
-      if (extra > 0) failures.push(`${extra} response(s) too many for id ${key.slice(0, 80)}: ${byKey.get(key)![0]!.raw.slice(0, 200)}`);
+      if (extra > 0) failures.add('extra response', `${extra} response(s) too many for id ${key.slice(0, 80)}: ${byKey.get(key)![0]!.raw.slice(0, 200)}`);
     }
     for (const l of lines) {
       if (!l.reply) continue;
       const got = byKey.get(l.reply.key) ?? [];
       const want = expected.get(l.reply.key)!;
       if (got.length < want) {
-        failures.push(`no response for id ${l.reply.key.slice(0, 80)} (${l.kind}): ${snippet(l.bytes)}`);
+        failures.add('missing response', `no response for id ${l.reply.key.slice(0, 80)} (${l.kind}): ${snippet(l.bytes)}`);
         continue;
       }
       // The answer is checked where the id is unique (duplicates are checked by count).
       if (want === 1 && got.length === 1 && !maybeKeys.has(l.reply.key) && l.reply.check) {
         const problem = l.reply.check(got[0]!.value);
-        if (problem) failures.push(`wrong answer to ${l.kind}: ${problem}\n    sent: ${snippet(l.bytes)}`);
+        if (problem) failures.add('wrong answer', `wrong answer to ${l.kind}: ${problem}\n    sent: ${snippet(l.bytes)}`);
       }
     }
-    if (!server.running) failures.unshift(`the server exited: ${JSON.stringify(await server.exited)}; stderr tail:\n${server.stderr.slice(-2000)}`);
+    if (!server.running) failures.add('exit', `the server exited: ${JSON.stringify(await server.exited)}; stderr tail:\n${server.stderr.slice(-2000)}`);
 
     // No secret from any line (nor the stored key) on stderr, not even a piece of one.
     const pieces = new Map<string, string>();
@@ -179,16 +199,16 @@ it(`survives ${LINES} generated bad lines, answering every readable id exactly o
     for (let at = 0; at + LEAK_WINDOW <= server.stderr.length; at++) {
       const piece = server.stderr.slice(at, at + LEAK_WINDOW);
       if (pieces.has(piece)) {
-        failures.push(`stderr holds part of a secret (${piece}): …${server.stderr.slice(Math.max(0, at - 120), at + 40)}…`);
+        failures.add('secret on stderr', `stderr holds part of a secret (${piece}): …${server.stderr.slice(Math.max(0, at - 120), at + 40)}…`);
         break;
       }
     }
 
     const exit = server.running ? (server.child.stdin.end(), await Promise.race([server.exited, new Promise((r) => setTimeout(() => r('still running'), 5_000))])) : await server.exited;
-    if (JSON.stringify(exit) !== JSON.stringify({ code: 0, signal: null })) failures.push(`on stdin EOF the server ended with ${JSON.stringify(exit)}, not exit code 0`);
-    if (!readFileSync(authPath).equals(authBefore)) failures.push('auth.json changed');
-    if ((statSync(authPath).mode & 0o777) !== 0o600) failures.push('auth.json is no longer mode 0600');
-    if (JSON.stringify(readdirSync(home).sort()) !== JSON.stringify(listingBefore)) failures.push(`CODEX_HOME changed: ${readdirSync(home).sort().join(', ')}`);
+    if (JSON.stringify(exit) !== JSON.stringify({ code: 0, signal: null })) failures.add('exit', `on stdin EOF the server ended with ${JSON.stringify(exit)}, not exit code 0`);
+    if (!readFileSync(authPath).equals(authBefore)) failures.add('auth.json', 'auth.json changed');
+    if ((statSync(authPath).mode & 0o777) !== 0o600) failures.add('auth.json', 'auth.json is no longer mode 0600');
+    if (JSON.stringify(readdirSync(home).sort()) !== JSON.stringify(listingBefore)) failures.add('auth.json', `CODEX_HOME changed: ${readdirSync(home).sort().join(', ')}`);
 
     const kinds = new Map<string, number>();
     for (const l of lines) {
@@ -199,13 +219,10 @@ it(`survives ${LINES} generated bad lines, answering every readable id exactly o
       [
         `fuzz: seed ${SEED} (FUZZ_SEED=${SEED} to repeat), ${lines.length} lines (${LINES} generated + 3 fixed), ${(stream.length / 1024 / 1024).toFixed(1)} MiB,`,
         `  ${lines.filter((l) => l.reply).length} requests expecting one answer each, ${output.length} stdout lines;`,
-        `  generated in ${generatedMs} ms, sent and answered in ${elapsedMs} ms; ${failures.length} failure(s)`,
+        `  generated in ${generatedMs} ms, sent and answered in ${elapsedMs} ms; ${failures.count} failure(s)`,
       ].join('\n'),
     );
-    if (failures.length > 0) {
-      const shown = failures.slice(0, 25).map((f) => `  - ${f}`).join('\n');
-      expect.fail(`seed ${SEED}: ${failures.length} failure(s), first ${Math.min(25, failures.length)}:\n${shown}`);
-    }
+    if (failures.count > 0) expect.fail(`seed ${SEED}: ${failures.report()}`);
   } finally {
     server.kill();
   }

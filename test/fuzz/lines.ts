@@ -140,7 +140,7 @@ export function lineArb(phase: Phase, ctx: FuzzContext): fc.Arbitrary<Line> {
 
   /** Extra members that change nothing: unknown fields, `__proto__`, junk `jsonrpc`. */
   const junkFieldsArb = fc.dictionary(
-    fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty')),
+    fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'id', 'method')),
     anyJsonArb(secretArb),
     { maxKeys: 3 },
   );
@@ -423,6 +423,41 @@ export function lineArb(phase: Phase, ctx: FuzzContext): fc.Arbitrary<Line> {
       }
     });
 
+  /** Framing a scanner for raw id text could trip on: duplicate, escaped and nested `id` keys, odd whitespace. */
+  const trickyIds = fc
+    .record({
+      call: callArb,
+      first: fc.oneof(readableIdArb.map((i) => i.text), unreadableIdArb),
+      last: fc.oneof({ weight: 3, arbitrary: readableIdArb }, { weight: 1, arbitrary: unreadableIdArb.map((text) => ({ text, key: null })) }),
+      form: fc.constantFrom('duplicate id keys', 'escaped id key', 'id nested in params', 'spaced out'),
+      space: fc.constantFrom(' ', '\t', '  ', ' \r '),
+    })
+    .map(({ call, first, last, form, space }): Line => {
+      const params = call.absent ? '' : `,"params":${JSON.stringify(call.params)}`;
+      const method = `"method":${JSON.stringify(call.method)}`;
+      let text: string;
+      switch (form) {
+        case 'duplicate id keys':
+          text = `{"id":${first},${method}${params},"id":${last.text}}`;
+          break;
+        case 'escaped id key':
+          text = `{"\\u0069d":${last.text},${method}${params}}`;
+          break;
+        case 'id nested in params':
+          text = `{"params":{"id":${first},"x":{"id":${first}}},${method},"id":${last.text}}`;
+          break;
+        default: {
+          // Whitespace (a CR too) around every token.
+          const p = call.absent ? '' : `,${space}"params"${space}:${space}${JSON.stringify(call.params, null, 1).replaceAll('\n', space)}`;
+          text = `{${space}"id"${space}:${space}${last.text}${space},${space}"method"${space}:${space}${JSON.stringify(call.method)}${space}${p}${space}}`;
+        }
+      }
+      const nestedOnly = form === 'id nested in params';
+      // With nested ids only the params change: the answer is the same unless the params were positional.
+      const check = nestedOnly ? undefined : call.check;
+      return { bytes: line(text), kind: `tricky ids: ${form}`, reply: last.key === null ? null : { key: last.key, ...(check ? { check } : {}) }, secrets: secretsIn(text) };
+    });
+
   /** A small pool of ids used again and again: every copy is answered (duplicates in flight included). */
   const duplicateId = requestLine('duplicate id', callArb, fc.constantFrom(0n, 1n, I64_MAX).map(intId).chain((i) => fc.constantFrom(i, strId(''), strId('dup'))));
 
@@ -442,6 +477,7 @@ export function lineArb(phase: Phase, ctx: FuzzContext): fc.Arbitrary<Line> {
     { weight: 2, arbitrary: blank },
     { weight: 1, arbitrary: fc.oneof({ weight: 1, arbitrary: huge }, { weight: 4, arbitrary: valid }) },
     { weight: 2, arbitrary: duplicateId },
+    { weight: 3, arbitrary: trickyIds },
   );
 }
 
