@@ -14,15 +14,14 @@ import type {
   AccountEmitted,
   AccountEvent,
   AccountInput,
-  AttemptOutcome,
   AuthFailure,
   ExternalTokens,
-  LoginAttemptInput,
   ReplyValue,
   RequestEvent,
   StoredAuth,
   StoredChatgpt,
 } from './account-types.js';
+import { loginAttemptMachine, type LoginAttemptOutput } from './login-attempt-machine.js';
 import { notProvided } from './not-provided.js';
 import type { Secret } from './secret.js';
 import { DEFAULT_HOST_REFRESH_TIMEOUT_MS, sessionMachine, type SessionInput } from './session-machine.js';
@@ -37,6 +36,9 @@ export interface ClearCredentialsInput {
 }
 
 type Args = { context: AccountContext; event: AccountEvent };
+
+/** How long a browser or device login waits for the user by default (the reference's 10 minutes). */
+export const DEFAULT_LOGIN_TIMEOUT_MS = 600_000;
 
 /** The request a transition answers: the event's own, or the one the busy credentials remembered. */
 function requestIdOf({ context, event }: Args): string {
@@ -117,7 +119,7 @@ export const accountMachine = setup({
     saveCredentials: fromPromise<StoredAuth, { auth: StoredAuth }>(notProvided('saving credentials')),
     clearCredentials: fromPromise<void, ClearCredentialsInput>(notProvided('logout')),
     session: sessionMachine,
-    loginAttempt: fromPromise<AttemptOutcome, LoginAttemptInput>(notProvided('ChatGPT login')),
+    loginAttempt: loginAttemptMachine,
   },
   guards: {
     isExternalAuthActive: ({ context }) => context.external !== null,
@@ -143,9 +145,10 @@ export const accountMachine = setup({
     isLoading: ({ context }) => context.busyWith === 'load',
     lacksRouting: ({ context }) => context.routing === null,
     isRefreshedWorkspaceAllowed: ({ context }, accountId: string) => isWorkspaceAllowed(context.policy, accountId),
-    isAttemptWorkspaceAllowed: ({ context }, outcome: AttemptOutcome) =>
-      !outcome.ok || isStoredAuthVisible(context.policy, outcome.auth),
-    didAttemptSucceed: (_, outcome: AttemptOutcome) => outcome.ok,
+    /** The attempt checks the workspace before saving; checked again here, where the policy lives. */
+    isAttemptWorkspaceAllowed: ({ context }, outcome: LoginAttemptOutput) =>
+      outcome.status !== 'succeeded' || isStoredAuthVisible(context.policy, outcome.auth),
+    isPendingLoginFor: ({ context }, loginId: string) => context.pending !== null && context.pending.loginId === loginId,
   },
   actions: {
     identifyClient: assign(({ context, event }) => {
@@ -262,6 +265,7 @@ export const accountMachine = setup({
     deferred: [],
     announcement: null,
     hostRefreshTimeoutMs: input.hostRefreshTimeoutMs ?? DEFAULT_HOST_REFRESH_TIMEOUT_MS,
+    loginTimeoutMs: input.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS,
   }),
   type: 'parallel',
   on: {
@@ -508,6 +512,18 @@ export const accountMachine = setup({
           },
           { actions: { type: 'replyCancel', params: 'notFound' } },
         ],
+        'login.complete': [
+          {
+            guard: { type: 'isPendingLoginFor', params: ({ event }) => event.loginId },
+            actions: sendTo('attempt', ({ event }) => ({ type: 'attempt.paste' as const, redirectUrl: event.redirectUrl, requestId: event.requestId })),
+          },
+          {
+            actions: {
+              type: 'replyFailure',
+              params: ({ event }) => ({ kind: 'loginNotFound' as const, message: `no pending login with id ${event.loginId}` }),
+            },
+          },
+        ],
         'attempt.abandon': '.idle',
       },
       states: {
@@ -523,6 +539,7 @@ export const accountMachine = setup({
               flow: context.pending!.flow,
               policy: context.policy,
               client: context.client,
+              deadlineMs: context.loginTimeoutMs,
             }),
             onDone: [
               {
@@ -531,13 +548,14 @@ export const accountMachine = setup({
                 actions: enqueueActions(({ context, event, enqueue }) => {
                   const outcome = event.output;
                   const pending = context.pending!;
-                  if (!outcome.ok) {
-                    if (context.startingRequest !== null) {
-                      enqueue.emit(fail(context.startingRequest, outcome.failure ?? { kind: 'internal', message: outcome.error }));
-                    } else {
-                      enqueue.emit({ type: 'login.completed', loginId: pending.loginId, success: false, error: outcome.error });
-                    }
-                    enqueue.assign({ pending: null, startingRequest: null });
+                  enqueue.assign({ pending: null, startingRequest: null });
+                  if (outcome.status === 'notStarted') {
+                    // `loginAttempt.startFailed` answered the start request already; nothing more to say.
+                    if (context.startingRequest !== null) enqueue.emit(fail(context.startingRequest, outcome.failure));
+                    return;
+                  }
+                  if (outcome.status === 'failed') {
+                    enqueue.emit({ type: 'login.completed', loginId: pending.loginId, success: false, error: outcome.error });
                     return;
                   }
                   // Stored by the attempt; discovery, then completed and updated (SPEC §6.1 `/success`).
@@ -545,8 +563,6 @@ export const accountMachine = setup({
                     stored: outcome.auth,
                     routing: null,
                     storageIssue: null,
-                    pending: null,
-                    startingRequest: null,
                     announcement: { kind: 'chatgptLogin', loginId: pending.loginId },
                   });
                   enqueue.raise({ type: 'credentials.changed' });
@@ -557,7 +573,7 @@ export const accountMachine = setup({
                 target: 'idle',
                 actions: enqueueActions(({ context, event, enqueue }) => {
                   const outcome = event.output;
-                  const accountId = outcome.ok && outcome.auth.kind === 'chatgpt' ? outcome.auth.accountId : null;
+                  const accountId = outcome.status === 'succeeded' && outcome.auth.kind === 'chatgpt' ? outcome.auth.accountId : null;
                   enqueue.emit({
                     type: 'login.completed',
                     loginId: context.pending!.loginId,
@@ -585,20 +601,28 @@ export const accountMachine = setup({
               }),
             },
           },
+          on: {
+            'loginAttempt.pasteAnswered': {
+              actions: emit(({ event }) =>
+                event.ok ? ok(event.requestId, { kind: 'empty' }) : fail(event.requestId, event.failure),
+              ),
+            },
+          },
           states: {
             starting: {
               on: {
-                'attempt.ready': {
+                'loginAttempt.ready': {
                   target: 'waiting',
                   actions: enqueueActions(({ context, event, enqueue }) => {
                     enqueue.emit(
-                      ok(context.startingRequest!, {
-                        kind: 'loginStarted',
-                        loginId: context.pending!.loginId,
-                        flow: context.pending!.flow,
-                        details: event.details,
-                      }),
+                      ok(context.startingRequest!, { kind: 'loginStarted', loginId: context.pending!.loginId, details: event.details }),
                     );
+                    enqueue.assign({ startingRequest: null });
+                  }),
+                },
+                'loginAttempt.startFailed': {
+                  actions: enqueueActions(({ context, event, enqueue }) => {
+                    enqueue.emit(fail(context.startingRequest!, event.failure));
                     enqueue.assign({ startingRequest: null });
                   }),
                 },

@@ -1,3 +1,4 @@
+import type { LoginAttemptReport, LoginReadyDetails } from './login-attempt-types.js';
 import type { Secret } from './secret.js';
 
 /** Plan types the reference knows (SPEC §3.0); anything else reads as `unknown`. */
@@ -106,8 +107,28 @@ export type FailureKind =
   | 'accountIdMissing'
   | 'rateLimitsNeedAuth'
   | 'rateLimitsNeedChatgpt'
+  | 'backendFailed'
+  | 'backendUnauthorized'
+  | 'backendTimeout'
   | 'notImplemented'
-  | 'internal';
+  | 'internal'
+  // ChatGPT sign-in (docs/chatgpt-login.md)
+  | 'loginServerFailed'
+  | 'deviceCodeFailed'
+  | 'deviceCodeDisabled'
+  | 'loginFailed'
+  | 'loginNotFound'
+  | 'loginNotWaiting'
+  | 'pasteNotSupported'
+  | 'redirectStateMismatch'
+  | 'invalidRedirectUrl'
+  | 'redirectMissingCode'
+  // Managed refresh (SPEC §8.1): a 401 by its code, or a transient failure
+  | 'refreshTokenExpired'
+  | 'refreshTokenReused'
+  | 'refreshTokenInvalidated'
+  | 'refreshTokenRejected'
+  | 'refreshFailed';
 
 export interface AuthFailure {
   kind: FailureKind;
@@ -147,12 +168,15 @@ export interface AccountContext {
   announcement: Announcement | null;
   /** Deadline for the host's answer to `account/chatgptAuthTokens/refresh` (SPEC §9.3). */
   hostRefreshTimeoutMs: number;
+  loginTimeoutMs: number;
 }
 
 export interface AccountInput {
   policy: Policy;
   /** Deadline for the host's answer to `account/chatgptAuthTokens/refresh` (SPEC §9.3). */
   hostRefreshTimeoutMs?: number;
+  /** How long a browser or device login may wait for the user (default 10 minutes). */
+  loginTimeoutMs?: number;
 }
 
 /** Events the adapter sends for JSON-RPC requests; each is answered by exactly one `reply`. */
@@ -172,6 +196,8 @@ export type RequestEvent =
       claims: TokenClaims | null;
     }
   | { type: 'login.cancel'; requestId: string; loginId: string }
+  /** `account/login/complete`: the URL the browser ended on, pasted by the user (issue 7). */
+  | { type: 'login.complete'; requestId: string; loginId: string; redirectUrl: Secret }
   | { type: 'logout'; requestId: string }
   | { type: 'rateLimits.read'; requestId: string };
 
@@ -182,8 +208,6 @@ export type SessionEvent =
   | { type: 'session.refreshed'; tokens: RefreshedTokens }
   | { type: 'session.refreshFailed'; failure: AuthFailure };
 
-/** What a login attempt reports to the root before it ends (`sendParent`). */
-export type AttemptEvent = { type: 'attempt.ready'; loginId: string; details: Record<string, string> };
 
 /** New credentials from a refresh: stored ones (managed) or the host's (external). */
 export type RefreshedTokens =
@@ -200,14 +224,12 @@ export type InternalEvent =
 export type AccountEvent =
   | RequestEvent
   | SessionEvent
-  | AttemptEvent
+  | LoginAttemptReport
   | InternalEvent
   | { type: 'client.identify'; client: ClientIdentity; hostRefreshTimeoutMs?: number }
   /** A backend answered 401: refresh (managed) or ask the host (external). The 401 loop arrives with its issue. */
   | { type: 'auth.unauthorized' };
 
-/** How a login attempt ended (its final output). */
-export type AttemptOutcome = { ok: true; auth: StoredAuth } | { ok: false; error: string; failure?: AuthFailure };
 
 export type AccountView = {
   authMode: AuthMode | null;
@@ -226,7 +248,7 @@ export type ReplyValue =
   | { kind: 'account'; account: AccountView }
   | { kind: 'authStatus'; status: AuthStatusView }
   | { kind: 'login'; type: 'apiKey' | 'chatgptAuthTokens' }
-  | { kind: 'loginStarted'; loginId: string; flow: LoginFlow; details: Record<string, string> }
+  | { kind: 'loginStarted'; loginId: string; details: LoginReadyDetails }
   | { kind: 'cancel'; status: 'canceled' | 'notFound' }
   | { kind: 'empty' };
 
@@ -237,10 +259,4 @@ export type AccountEmitted =
   | { type: 'login.completed'; loginId: string | null; success: boolean; error: string | null }
   | { type: 'account.updated'; authMode: AuthMode | null; planType: PlanType | null };
 
-/** Input of a login attempt child (browser or device flow). */
-export interface LoginAttemptInput {
-  loginId: string;
-  flow: LoginFlow;
-  policy: Policy;
-  client: ClientIdentity | null;
-}
+

@@ -21,6 +21,14 @@ export const FIXED_MESSAGES = {
   discoveryFailed: 'workspace routing discovery failed',
   workspaceMissing: 'selected workspace missing from routing discovery',
   accountIdMissing: 'workspace routing requires a ChatGPT account id',
+  // SPEC §8.1: what the user sees after a 401 from the token endpoint, by its code.
+  refreshTokenExpired:
+    'Your access token could not be refreshed because your refresh token has expired. Please log out and sign in again.',
+  refreshTokenReused:
+    'Your access token could not be refreshed because your refresh token was already used. Please log out and sign in again.',
+  refreshTokenInvalidated:
+    'Your access token could not be refreshed because your refresh token was revoked. Please log out and sign in again.',
+  refreshTokenRejected: 'Your access token could not be refreshed. Please log out and sign in again.',
 } as const satisfies Partial<Record<ErrorKind, string>>;
 
 export const ERROR_TEXT: Record<ErrorKind, Text> = {
@@ -49,6 +57,24 @@ export const ERROR_TEXT: Record<ErrorKind, Text> = {
   rateLimitsNeedChatgpt: 'chatgpt authentication required to read rate limits',
   notImplemented: given('not implemented'),
   internal: 'internal error',
+  loginServerFailed: given('failed to start login server'),
+  deviceCodeFailed: given('failed to request device code'),
+  deviceCodeDisabled: 'device code login is not enabled for this Codex server. Use the browser login or verify the server URL.',
+  loginFailed: given('Login was not completed'),
+  loginNotFound: given('no pending login with this id'),
+  loginNotWaiting: given('the login is not waiting for a redirect URL any more'),
+  pasteNotSupported: 'only a browser login (type "chatgpt") can be completed with a redirect URL',
+  redirectStateMismatch: 'State mismatch',
+  invalidRedirectUrl: given('invalid redirect URL'),
+  redirectMissingCode: 'Missing authorization code. Sign-in could not be completed.',
+  refreshTokenExpired: FIXED_MESSAGES.refreshTokenExpired,
+  refreshTokenReused: FIXED_MESSAGES.refreshTokenReused,
+  refreshTokenInvalidated: FIXED_MESSAGES.refreshTokenInvalidated,
+  refreshTokenRejected: FIXED_MESSAGES.refreshTokenRejected,
+  refreshFailed: given('Failed to refresh token'),
+  backendFailed: given('backend request failed'),
+  backendUnauthorized: given('backend request unauthorized'),
+  backendTimeout: given('backend request timed out'),
 };
 
 /** The message a failure shows on the wire. */
@@ -79,3 +105,22 @@ export const HOST_REFRESH_TEXT = {
   invalid: 'auth refresh returned invalid credentials',
   timedOut: (timeoutMs: number) => `auth refresh request timed out after ${Math.round(timeoutMs / 1000)}s`,
 } as const;
+
+/** Texts of `account/login/completed.error` (SPEC §3.2, §3.3, §6.1; the unconfirmed ones: docs/chatgpt-login.md). */
+export const loginErrors = {
+  /** Browser failures read `Login server error: …`; device failures bare. */
+  flow: (flow: LoginFlow, detail: string) => (flow === 'browser' ? `Login server error: ${detail}` : detail),
+  exchange: (flow: LoginFlow, detail: string) =>
+    loginErrors.flow(flow, flow === 'browser' ? `Token exchange failed: ${detail}` : `device code exchange failed: ${detail}`),
+  workspace: (flow: LoginFlow, allowed: readonly string[], accountId: string | null) =>
+    loginErrors.flow(
+      flow,
+      accountId === null
+        ? 'Login is restricted to a specific workspace, but the token did not include an chatgpt_account_id claim.'
+        : `Login is restricted to workspace id(s) ${allowed.join(', ')}.`,
+    ),
+  save: (flow: LoginFlow) => loginErrors.flow(flow, 'Sign-in completed but credentials could not be saved locally.'),
+  timedOut: 'Login timed out',
+  /** `GET /cancel`: an older login server gives the port up. */
+  takenOver: 'Login server error: Login cancelled',
+};

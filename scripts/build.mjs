@@ -16,8 +16,9 @@ await build({
   minify: true,
   sourcemap: 'linked',
   legalComments: 'none',
-  // Loaded from node_modules only when SSL_CERT_FILE asks for it: kept out of the start-up bundle.
-  external: ['undici'],
+  // Loaded from node_modules only when needed, kept out of the start-up bundle: undici when
+  // SSL_CERT_FILE asks for it, fs-ext (a native addon, cannot be bundled) on the first credential write.
+  external: ['undici', 'fs-ext'],
   // The bundle runs inside vm.Script (bin/loader.cjs), which has no dynamic-import hook: use require().
   supported: { 'dynamic-import': false },
   logLevel: 'warning',

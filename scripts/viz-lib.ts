@@ -1,14 +1,17 @@
-import type { AnyStateNode } from 'xstate';
+import type { AnyStateMachine, AnyStateNode } from 'xstate';
 import { toDirectedGraph, type DirectedGraphNode } from 'xstate/graph';
 import { accountMachine } from '../machines/account-machine.js';
+import { loginAttemptMachine } from '../machines/login-attempt-machine.js';
 
-/** Files in visualizations/, generated from the machine; a test keeps them in step. */
+/** Files in visualizations/, generated from the machines; a test keeps them in step. */
 export interface Visualizations {
   'account-machine.json': string;
   'account-machine.md': string;
+  'login-attempt-machine.json': string;
+  'login-attempt-machine.md': string;
 }
 
-const nodeId = (node: AnyStateNode) => (node.path.length === 0 ? 'account' : node.path.join('_'));
+const nodeId = (node: AnyStateNode) => (node.path.length === 0 ? node.machine.id : node.path.join('_'));
 
 function eventLabel(eventType: string): string {
   if (eventType === '') return 'always';
@@ -16,6 +19,8 @@ function eventLabel(eventType: string): string {
   if (done) return `done ${done[1]}`;
   const error = /^xstate\.error\.actor\.(.+)$/.exec(eventType);
   if (error) return `error ${error[1]}`;
+  const after = /^xstate\.after\.([^.]+)\./.exec(eventType);
+  if (after) return `after ${after[1]}`;
   return eventType;
 }
 
@@ -50,7 +55,15 @@ function transitionsOf(node: AnyStateNode): Edge[] {
   return edges;
 }
 
-function mermaid(): string {
+interface Diagram {
+  machine: AnyStateMachine;
+  title: string;
+  source: string;
+  /** What the root's own handlers mean in this machine. */
+  rootNote: string;
+}
+
+function mermaid({ machine, title, source, rootNote }: Diagram): string {
   const lines = ['stateDiagram-v2'];
   const handledInPlace: string[] = [];
   const walk = (node: AnyStateNode, indent: string) => {
@@ -65,26 +78,28 @@ function mermaid(): string {
       }
     }
   };
-  walk(accountMachine.root, '  ');
-  lines.push('  state "(any idle mode)" as anyMode');
+  walk(machine.root, '  ');
+  const rootId = nodeId(machine.root);
+  const rootEdges = transitionsOf(machine.root).some((e) => e.to.length > 0);
+  if (rootEdges) lines.push('  state "(any idle mode)" as anyMode');
   const all: AnyStateNode[] = [];
   const collect = (node: AnyStateNode) => {
     all.push(node);
     for (const child of Object.values(node.states) as AnyStateNode[]) collect(child);
   };
-  collect(accountMachine.root);
+  collect(machine.root);
   for (const node of all) {
     for (const edge of transitionsOf(node)) {
       if (edge.to.length === 0) handledInPlace.push(`| ${edge.from} | ${edge.label.replace(/\|/g, '\\|')} |`);
       // The root's handlers apply in every idle mode; one pseudo-state stands for all of them.
-      for (const to of edge.to) lines.push(`  ${edge.from === 'account' ? 'anyMode' : edge.from} --> ${to}: ${edge.label}`);
+      for (const to of edge.to) lines.push(`  ${edge.from === rootId ? 'anyMode' : edge.from} --> ${to}: ${edge.label}`);
     }
   }
   return [
-    '# Account machine',
+    `# ${title}`,
     '',
-    'Generated from `machines/account-machine.ts` by `npm run viz`; do not edit by hand.',
-    'Edges from `(any idle mode)` are the machine-wide handlers: they apply in every idle mode.',
+    `Generated from \`${source}\` by \`npm run viz\`; do not edit by hand.`,
+    ...(rootNote ? [rootNote] : []),
     '',
     '```mermaid',
     ...lines,
@@ -133,6 +148,18 @@ function graphJson(graph: DirectedGraphNode): unknown {
 export function renderVisualizations(): Visualizations {
   return {
     'account-machine.json': `${JSON.stringify(graphJson(toDirectedGraph(accountMachine)), null, 2)}\n`,
-    'account-machine.md': mermaid(),
+    'account-machine.md': mermaid({
+      machine: accountMachine,
+      title: 'Account machine',
+      source: 'machines/account-machine.ts',
+      rootNote: 'Edges from `(any idle mode)` are the machine-wide handlers: they apply in every idle mode.',
+    }),
+    'login-attempt-machine.json': `${JSON.stringify(graphJson(toDirectedGraph(loginAttemptMachine)), null, 2)}\n`,
+    'login-attempt-machine.md': mermaid({
+      machine: loginAttemptMachine,
+      title: 'Login attempt machine',
+      source: 'machines/login-attempt-machine.ts',
+      rootNote: 'One browser or device-code sign-in; the channel (callback server or device poller) lives in `open`.',
+    }),
   };
 }

@@ -37,6 +37,14 @@ export interface Config {
   revokeTokenUrl: string;
   /** Deadline for each backend HTTP call. */
   httpTimeoutMs: number;
+  /**
+   * Callback ports of the browser login, tried in order (SPEC §6.1: 1455, then 1457).
+   * `CODEX_ACCOUNT_SERVER_LOGIN_PORTS` overrides them (tests run in parallel on their own ports;
+   * `0` asks the OS for a free one).
+   */
+  loginPorts: readonly number[];
+  /** How long a started ChatGPT login may wait for the user (`CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS`). */
+  loginTimeoutMs: number;
   logLevel: LogLevel;
   warning: ConfigWarning | null;
 }
@@ -150,6 +158,15 @@ function withTrailingSlash(url: string): string {
   return url.endsWith('/') ? url : `${url}/`;
 }
 
+/** `1455,1457` → `[1455, 1457]`; anything unparsable falls back to the reference's ports. */
+export function parseLoginPorts(value: string | undefined): readonly number[] {
+  const fallback = Object.freeze([1455, 1457]);
+  if (!value) return fallback;
+  const ports = value.split(',').map((p) => p.trim()).filter((p) => p !== '').map(Number);
+  const valid = ports.length > 0 && ports.every((p) => Number.isInteger(p) && p >= 0 && p <= 65_535);
+  return valid ? Object.freeze(ports) : fallback;
+}
+
 function positiveInt(value: string | undefined, fallback: number): number {
   const n = Number(value);
   return Number.isInteger(n) && n > 0 ? n : fallback;
@@ -179,6 +196,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     refreshTokenUrl: env.CODEX_REFRESH_TOKEN_URL_OVERRIDE || 'https://auth.openai.com/oauth/token',
     revokeTokenUrl: env.CODEX_REVOKE_TOKEN_URL_OVERRIDE || 'https://auth.openai.com/oauth/revoke',
     httpTimeoutMs: positiveInt(env.CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, 10_000),
+    loginPorts: parseLoginPorts(env.CODEX_ACCOUNT_SERVER_LOGIN_PORTS),
+    // The reference abandons a browser login after 10 minutes.
+    loginTimeoutMs: positiveInt(env.CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS, 600_000),
     logLevel: parseLogLevel(env.CODEX_ACCOUNT_SERVER_LOG),
     warning,
   });

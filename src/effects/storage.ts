@@ -7,6 +7,7 @@ import { AuthError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { expecting, serdeMessage, str } from '../protocol/serde.js';
 import { readClaims } from './jwt.js';
+import { withAuthJsonLock, withAuthLock } from './lock.js';
 import type { StoreBackend } from './store.js';
 
 /** `auth.json` as Codex writes it (SPEC §5); unknown members are tolerated on read. */
@@ -112,12 +113,6 @@ const errnoText = (error: unknown) => {
 
 const exists = (path: string) => access(path).then(() => true, () => false);
 
-/** Empty lock files Codex keeps beside auth.json (SPEC §5); created on first write. */
-async function touch(path: string, mode: number): Promise<void> {
-  const handle = await open(path, 'a', mode);
-  await handle.close();
-}
-
 /** Temp files of earlier versions (write-file-atomic's `auth.json.<hash>`); they may hold a full credential. */
 const LEGACY_TEMP = /^auth\.json\.[0-9a-f]{6,}$/;
 /** A temp file this old cannot belong to a live writer (a write takes milliseconds). */
@@ -130,9 +125,15 @@ export const STALE_TEMP_MS = 10_000;
  * the next write, a restart or a logout removes: nothing accumulates
  * (issue 5; write-file-atomic left a new `auth.json.<hash>` per interrupted
  * write). Callers serialise writes (one store per process, the auth lock
- * across processes).
+ * across processes). `renameUnder` wraps the rename alone (the store passes
+ * Codex's `auth.json.lock`, SPEC §8.1).
  */
-export async function writeAtomically(path: string, data: string, mode: number): Promise<void> {
+export async function writeAtomically(
+  path: string,
+  data: string,
+  mode: number,
+  renameUnder: (rename: () => Promise<void>) => Promise<void> = (fn) => fn(),
+): Promise<void> {
   const temp = tempPathOf(path);
   let handle;
   try {
@@ -149,7 +150,7 @@ export async function writeAtomically(path: string, data: string, mode: number):
     } finally {
       await handle.close();
     }
-    await rename(temp, path);
+    await renameUnder(() => rename(temp, path));
   } catch (error) {
     await unlink(temp).catch(() => {});
     throw error;
@@ -169,6 +170,8 @@ export interface FileStoreOptions {
   authPath: string;
   log: Logger;
   now?: () => Date;
+  /** How long a write waits for `auth.lock` while another process updates the credentials. */
+  lockTimeoutMs?: number;
 }
 
 /**
@@ -176,10 +179,16 @@ export interface FileStoreOptions {
  * mode 0600. A corrupt file is never overwritten silently by a login: it is
  * moved aside to `auth.json.corrupt-<time>` and logged. Logout removes every
  * copy of a credential: the file, its backups and any temp file.
+ * Every write or removal holds Codex's locks (SPEC §8.1, src/effects/lock.ts):
+ * `auth.lock` for the whole update, `auth.json.lock` around each rename/unlink
+ * of `auth.json`.
  */
-export function createFileStore({ authPath, log, now = () => new Date() }: FileStoreOptions): StoreBackend {
+export function createFileStore({ authPath, log, now = () => new Date(), lockTimeoutMs }: FileStoreOptions): StoreBackend {
   const home = dirname(authPath);
   const name = basename(authPath);
+  const underAuthLock = (fn: () => Promise<void>) =>
+    withAuthLock(home, fn, lockTimeoutMs === undefined ? {} : { timeoutMs: lockTimeoutMs });
+  const underAuthJsonLock = (fn: () => Promise<void>) => withAuthJsonLock(home, fn);
 
   const setAsideIfCorrupt = async (): Promise<void> => {
     let text: string;
@@ -195,7 +204,7 @@ export function createFileStore({ authPath, log, now = () => new Date() }: FileS
       const base = `${authPath}.corrupt-${now().toISOString().replace(/[:.]/g, '-')}`;
       let backup = base;
       for (let n = 1; await exists(backup); n++) backup = `${base}-${n}`;
-      await rename(authPath, backup);
+      await underAuthJsonLock(() => rename(authPath, backup));
       log.warn(`moved unreadable ${authPath} aside to ${backup}`);
     }
   };
@@ -261,10 +270,11 @@ export function createFileStore({ authPath, log, now = () => new Date() }: FileS
     async save(auth) {
       try {
         await mkdir(home, { recursive: true, mode: 0o700 });
-        await setAsideIfCorrupt();
-        await touch(`${authPath}.lock`, 0o600);
-        await touch(join(home, 'auth.lock'), 0o644);
-        await writeAtomically(authPath, serializeAuth(auth), 0o600);
+        // The lock files (auth.lock 0644, auth.json.lock 0600) are created by taking them.
+        await underAuthLock(async () => {
+          await setAsideIfCorrupt();
+          await writeAtomically(authPath, serializeAuth(auth), 0o600, underAuthJsonLock);
+        });
       } catch (error) {
         const what = auth.kind === 'apiKey' ? 'api key' : 'credentials';
         throw new AuthError('storageFailed', `failed to save ${what}: ${errnoText(error)}`);
@@ -273,16 +283,25 @@ export function createFileStore({ authPath, log, now = () => new Date() }: FileS
     },
 
     async clear() {
+      // No CODEX_HOME (or a file in its place): nothing to remove, and no reason to create it for its locks.
+      if (!(await stat(home).then((st) => st.isDirectory(), () => false))) return;
       try {
-        await unlink(authPath);
+        await underAuthLock(async () => {
+          await underAuthJsonLock(async () => {
+            try {
+              await unlink(authPath);
+            } catch (error) {
+              const code = (error as NodeJS.ErrnoException).code;
+              if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
+            }
+          });
+          // Logout leaves no copy of a credential on disk (issue 5). Under auth.lock,
+          // no other process's write (and so none of its temp files) is in flight.
+          await removeLeftovers({ everything: true, olderThanMs: 0 });
+        });
       } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code !== 'ENOENT' && code !== 'ENOTDIR') {
-          throw new AuthError('storageFailed', `failed to remove ${authPath}: ${errnoText(error)}`);
-        }
+        throw new AuthError('storageFailed', `failed to remove ${authPath}: ${errnoText(error)}`);
       }
-      // Logout leaves no copy of a credential on disk (issue 5).
-      await removeLeftovers({ everything: true, olderThanMs: 0 });
     },
   };
 }

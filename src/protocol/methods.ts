@@ -1,6 +1,7 @@
 import type * as z from 'zod/mini';
 import {
   CancelLoginAccountParamsSchema,
+  CompleteLoginAccountParamsSchema,
   GetAccountParamsSchema,
   GetAuthStatusParamsSchema,
   InitializeParamsSchema,
@@ -28,6 +29,8 @@ export const METHODS = {
   initialize: { schema: InitializeParamsSchema, params: 'required' },
   'account/login/start': { schema: LoginAccountParamsSchema, params: 'required' },
   'account/login/cancel': { schema: CancelLoginAccountParamsSchema, params: 'required' },
+  // Not in the reference: completes a browser login from the pasted redirect URL (issue 7).
+  'account/login/complete': { schema: CompleteLoginAccountParamsSchema, params: 'required' },
   'account/logout': { schema: LogoutParamsSchema, params: 'optional' },
   'account/rateLimits/read': { schema: RateLimitsReadParamsSchema, params: 'optional' },
   'account/read': { schema: GetAccountParamsSchema, params: 'required' },

@@ -55,6 +55,9 @@ export type LoginAccountParams = z.infer<typeof LoginAccountParamsSchema>;
 
 export const CancelLoginAccountParamsSchema = struct('CancelLoginAccountParams', { loginId: str() });
 
+/** `account/login/complete` (this server's own, issue 7): the redirect URL the browser ended on. */
+export const CompleteLoginAccountParamsSchema = struct('CompleteLoginAccountParams', { loginId: str(), redirectUrl: str() });
+
 export const GetAuthStatusParamsSchema = struct('GetAuthStatusParams', {
   includeToken: nullable(bool()),
   refreshToken: nullable(bool()),

@@ -75,10 +75,18 @@ export function toWireResult(value: ReplyValue): unknown {
       return authStatusResult(value.status);
     case 'login':
       return { type: value.type };
-    case 'loginStarted':
-      return value.flow === 'browser'
-        ? { type: 'chatgpt', loginId: value.loginId, ...value.details }
-        : { type: 'chatgptDeviceCode', loginId: value.loginId, ...value.details };
+    case 'loginStarted': {
+      const { details } = value;
+      // The auth URL (it holds the login's `state`) and the user code stay `Secret` until here.
+      return details.flow === 'browser'
+        ? { type: 'chatgpt', loginId: value.loginId, authUrl: details.authUrl.reveal() }
+        : {
+            type: 'chatgptDeviceCode',
+            loginId: value.loginId,
+            verificationUrl: details.verificationUrl,
+            userCode: details.userCode.reveal(),
+          };
+    }
     case 'cancel':
       return { status: value.status };
     case 'empty':
@@ -108,6 +116,12 @@ export function toEvent(
       const normalized = parseLoginId(loginId);
       if (normalized === null) throw new AuthError('invalidLoginId', `invalid login id: ${loginId}`);
       return { type: 'login.cancel', requestId, loginId: normalized };
+    }
+    case 'account/login/complete': {
+      const { loginId, redirectUrl } = params as ParamsOf<'account/login/complete'>;
+      const normalized = parseLoginId(loginId);
+      if (normalized === null) throw new AuthError('invalidLoginId', `invalid login id: ${loginId}`);
+      return { type: 'login.complete', requestId, loginId: normalized, redirectUrl: new Secret(redirectUrl) };
     }
     case 'account/login/start': {
       const login = params as LoginAccountParams;

@@ -23,7 +23,10 @@ export type Recovery =
   | 'relogin'
   | 'retry'
   | 'check_codex_home'
-  | 'login';
+  | 'login'
+  | 'use_browser_login'
+  | 'paste_again'
+  | 'start_login';
 
 /** The `data` member this server adds to every error (the reference sends none). */
 export interface ErrorData {
@@ -59,6 +62,27 @@ const RULES: Record<ErrorKind, Rule> = {
   rateLimitsNeedChatgpt: [INVALID, 'chatgpt_auth_required', 'use_chatgpt_login'],
   notImplemented: [INTERNAL, 'not_implemented', 'none'],
   internal: [INTERNAL, 'internal', 'retry'],
+  // ChatGPT sign-in (start failures answer account/login/start; the paste kinds account/login/complete).
+  loginServerFailed: [INTERNAL, 'login_port_unavailable', 'retry'],
+  deviceCodeFailed: [INTERNAL, 'device_code_unavailable', 'retry'],
+  deviceCodeDisabled: [INVALID, 'device_code_disabled', 'use_browser_login'],
+  loginFailed: [INTERNAL, 'login_failed', 'start_login'],
+  loginNotFound: [INVALID, 'login_not_found', 'start_login'],
+  loginNotWaiting: [INVALID, 'login_not_waiting', 'none'],
+  pasteNotSupported: [INVALID, 'not_browser_login', 'fix_request'],
+  redirectStateMismatch: [INVALID, 'state_mismatch', 'paste_again'],
+  invalidRedirectUrl: [INVALID, 'invalid_redirect_url', 'paste_again'],
+  redirectMissingCode: [INVALID, 'missing_code', 'paste_again'],
+  // Managed refresh (SPEC §8.1).
+  refreshTokenExpired: [INTERNAL, 'refresh_token_expired', 'relogin'],
+  refreshTokenReused: [INTERNAL, 'refresh_token_reused', 'relogin'],
+  refreshTokenInvalidated: [INTERNAL, 'refresh_token_invalidated', 'relogin'],
+  refreshTokenRejected: [INTERNAL, 'refresh_token_rejected', 'relogin'],
+  refreshFailed: [INTERNAL, 'refresh_failed', 'retry'],
+  // ChatGPT-backend calls (SPEC §10, §12.3): the message carries the reference's full text.
+  backendFailed: [INTERNAL, 'backend_request_failed', 'retry'],
+  backendUnauthorized: [INTERNAL, 'backend_unauthorized', 'relogin'],
+  backendTimeout: [INTERNAL, 'backend_timeout', 'retry'],
 };
 
 /** The single place that turns a failure into a wire error. */

@@ -1,10 +1,12 @@
-import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { Secret } from '../../machines/secret.js';
 import { createFileStore, createMemoryStore, parseAuth, serializeAuth, STALE_TEMP_MS } from '../../src/effects/storage.js';
 import { AuthError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
+import { holdWithFlock } from '../helpers/flock.js';
 import { chatgptJwt } from '../helpers/jwt.js';
 import { tempHome } from '../helpers/server-process.js';
 
@@ -114,7 +116,8 @@ describe('auth.json storage', () => {
     writeFileSync(join(home, 'auth.json'), '{"OPENAI_API_KEY":"sk-old"');
     writeFileSync(join(home, 'auth.json.corrupt-2026-01-01T00-00-00-000Z'), '{"OPENAI_API_KEY":"sk-older"');
     await s.clear();
-    expect(readdirSync(home)).toEqual([]);
+    // Only Codex's empty lock files stay: removing takes the locks as Codex's logout does (SPEC §8.1).
+    expect(readdirSync(home).sort()).toEqual(['auth.json.lock', 'auth.lock']);
   });
 
   it('leaves only auth.json and the lock files after a write, with no temp file', async () => {
@@ -151,7 +154,7 @@ describe('auth.json storage', () => {
     writeFileSync(join(home, '.auth.json.tmp'), 'sk-leftover');
     writeFileSync(join(home, 'auth.json.1a2b3c4d'), 'sk-leftover');
     await s.clear();
-    expect(readdirSync(home)).toEqual([]);
+    expect(readdirSync(home).sort()).toEqual(['auth.json.lock', 'auth.lock']);
   });
 
   it('never overwrites an earlier backup of a corrupt file', async () => {
@@ -271,5 +274,75 @@ describe('auth.json storage', () => {
     const b = createMemoryStore();
     await a.save({ kind: 'apiKey', apiKey: new Secret('sk-a') });
     expect(await b.load()).toBeNull();
+  });
+
+  it('waits for auth.lock held by flock(1) before writing, then writes over what the holder left', async () => {
+    const { store: s, home, authPath } = store();
+    const codex = await holdWithFlock(join(home, 'auth.lock'), `printf '{"OPENAI_API_KEY":"sk-codex"}' > '${authPath}'`);
+    try {
+      const saved = s.save({ kind: 'apiKey', apiKey: new Secret('sk-ours') });
+      await sleep(100);
+      expect(existsSync(authPath)).toBe(false);
+      await codex.release();
+      await saved;
+      expect(JSON.parse(readFileSync(authPath, 'utf8')).OPENAI_API_KEY).toBe('sk-ours');
+    } finally {
+      await codex.release();
+    }
+  });
+
+  it('fails a write with storageFailed when auth.lock stays held past the lock deadline', async () => {
+    const home = tempHome();
+    const authPath = join(home, 'auth.json');
+    const s = createFileStore({ authPath, log: quiet, lockTimeoutMs: 80 });
+    const codex = await holdWithFlock(join(home, 'auth.lock'));
+    try {
+      await expect(s.save({ kind: 'apiKey', apiKey: new Secret('sk-x') })).rejects.toMatchObject({
+        kind: 'storageFailed',
+        message: expect.stringMatching(/^failed to save api key: timed out waiting for .*auth\.lock/),
+      });
+      expect(existsSync(authPath)).toBe(false);
+    } finally {
+      await codex.release();
+    }
+  });
+
+  it('holds auth.json.lock around the rename on save, with the temp file already written', async () => {
+    const { store: s, home, authPath } = store();
+    const other = await holdWithFlock(join(home, 'auth.json.lock'));
+    try {
+      const saved = s.save({ kind: 'apiKey', apiKey: new Secret('sk-renamed') });
+      await sleep(100);
+      expect(existsSync(authPath)).toBe(false);
+      expect(existsSync(join(home, '.auth.json.tmp'))).toBe(true);
+      await other.release();
+      await saved;
+      expect(JSON.parse(readFileSync(authPath, 'utf8')).OPENAI_API_KEY).toBe('sk-renamed');
+      expect(existsSync(join(home, '.auth.json.tmp'))).toBe(false);
+    } finally {
+      await other.release();
+    }
+  });
+
+  it('holds auth.json.lock around the unlink on clear', async () => {
+    const { store: s, home, authPath } = store();
+    await s.save({ kind: 'apiKey', apiKey: new Secret('sk') });
+    const other = await holdWithFlock(join(home, 'auth.json.lock'));
+    try {
+      const cleared = s.clear();
+      await sleep(100);
+      expect(existsSync(authPath)).toBe(true);
+      await other.release();
+      await cleared;
+      expect(existsSync(authPath)).toBe(false);
+    } finally {
+      await other.release();
+    }
+  });
+
+  it('does not create a missing CODEX_HOME just to clear nothing', async () => {
+    const home = join(tempHome(), 'absent');
+    await createFileStore({ authPath: join(home, 'auth.json'), log: quiet }).clear();
+    expect(existsSync(home)).toBe(false);
   });
 });
