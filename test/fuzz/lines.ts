@@ -175,6 +175,14 @@ export function lineArb(phase: Phase, ctx: FuzzContext): fc.Arbitrary<Line> {
           form === 'upper' ? uuid.toUpperCase() : form === 'simple' ? uuid.replaceAll('-', '') : form === 'braced' ? `{${uuid}}` : form === 'urn' ? `urn:uuid:${uuid}` : uuid;
         return { method: 'account/login/cancel', params: { loginId }, absent: false, check: result({ status: 'notFound' }) };
       }),
+    fc
+      .record({ uuid: fc.uuid(), upper: fc.boolean(), code: secretArb })
+      .map(({ uuid, upper, code }) => ({
+        method: 'account/login/complete',
+        params: { loginId: upper ? uuid.toUpperCase() : uuid, redirectUrl: `http://localhost:1455/auth/callback?code=${code}&state=s` },
+        absent: false,
+        check: error(-32600, exactly(`no pending login with id ${uuid.toLowerCase()}`), 'no pending login'),
+      })),
     fuzzStringArb
       .filter((s) => parseLoginId(s) === null)
       .map((loginId) => ({

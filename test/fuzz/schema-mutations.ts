@@ -51,6 +51,7 @@ export function validBases(secret: string): Record<MethodName, Array<Record<stri
       { type: 'chatgptAuthTokens', accessToken: secret, chatgptAccountId: 'ws-1', chatgptPlanType: 'plus' },
     ],
     'account/login/cancel': [{ loginId: '00000000-0000-4000-8000-000000000000' }],
+    'account/login/complete': [{ loginId: '00000000-0000-4000-8000-000000000000', redirectUrl: secret }],
     'account/logout': [{}],
     'account/rateLimits/read': [{ supportsLunaReserve: true, excludeResetCreditDetails: false }],
     'account/read': [{ refreshToken: false }],
