@@ -3,6 +3,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { idKey, parseOutputLine, RawServer, type OutputMessage } from '../helpers/raw-server.js';
+import { seededRandom } from '../helpers/seeded-random.js';
 import { ServerProcess, tempHome } from '../helpers/server-process.js';
 import { lineArb, secretArb, type Line } from './lines.js';
 
@@ -19,18 +20,6 @@ const BEFORE_INITIALIZE = Math.max(100, Math.round(LINES * 0.05));
 const LEAK_WINDOW = 12;
 /** No new stdout line for this long: the missing answers are not coming. */
 const STALL_MS = 5_000;
-
-/** A tiny seeded PRNG for the write chunking (fast-check seeds the content). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** Stores an API key the way the server itself does (a real login), and returns it. */
 async function storeKeyWithARealLogin(home: string): Promise<string> {
@@ -118,7 +107,7 @@ it(`survives ${LINES} generated bad lines, answering every readable id exactly o
   // ---- run
   const started = Date.now();
   const server = RawServer.start(home);
-  const random = mulberry32(SEED);
+  const random = seededRandom(SEED);
   try {
     for (let offset = 0; offset < stream.length && server.running; ) {
       // Mostly small writes (lines and UTF-8 sequences split across them), sometimes large ones.

@@ -13,7 +13,11 @@ export class RawServer {
   readonly lines: string[] = [];
   stderr = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves once the process exited and its stdout and stderr were read to the end. */
+  readonly closed: Promise<void>;
   #pending: Buffer[] = [];
+  #parsed = 0;
+  readonly #responses = new Map<string, Record<string, unknown>>();
   #wakers: Array<() => void> = [];
 
   private constructor(child: ChildProcessWithoutNullStreams) {
@@ -37,6 +41,7 @@ export class RawServer {
     // A write after the child died must fail the test through the assertions, not crash the runner.
     child.stdin.on('error', () => {});
     this.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    this.closed = new Promise((resolve) => child.on('close', () => resolve()));
     void this.exited.then(() => this.#wake());
   }
 
@@ -80,6 +85,22 @@ export class RawServer {
         });
       });
     }
+  }
+
+  /** The response to the request with string id `id`, if it has arrived. */
+  responseTo(id: string): Record<string, unknown> | undefined {
+    for (; this.#parsed < this.lines.length; this.#parsed++) {
+      const value = JSON.parse(this.lines[this.#parsed]!) as Record<string, unknown>;
+      if (typeof value.id === 'string' && !('method' in value)) this.#responses.set(value.id, value);
+    }
+    return this.#responses.get(id);
+  }
+
+  /** Sends a request with a string id and waits for its response. */
+  async request(id: string, method: string, params?: unknown, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+    await this.write(`${JSON.stringify(params === undefined ? { id, method } : { id, method, params })}\n`);
+    await this.until(() => this.responseTo(id) !== undefined, timeoutMs, `the response to ${method} (${id})`);
+    return this.responseTo(id)!;
   }
 
   kill(): void {
