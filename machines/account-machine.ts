@@ -73,6 +73,7 @@ function sessionInput(context: AccountContext): SessionInput {
       accessToken: context.external.accessToken,
       accountId: context.external.accountId,
       client: context.client,
+      policy: context.policy,
       stored: null,
       discoverNow,
       hostRefreshTimeoutMs,
@@ -84,6 +85,7 @@ function sessionInput(context: AccountContext): SessionInput {
     accessToken: stored.accessToken,
     accountId: stored.accountId,
     client: context.client,
+    policy: context.policy,
     stored,
     discoverNow,
     hostRefreshTimeoutMs,
@@ -144,6 +146,7 @@ export const accountMachine = setup({
     areCredentialsBusy: ({ context }) => context.busyWith !== null,
     isLoading: ({ context }) => context.busyWith === 'load',
     lacksRouting: ({ context }) => context.routing === null,
+    wantsRefresh: ({ event }) => event.type === 'account.read' && event.refreshToken,
     isRefreshedWorkspaceAllowed: ({ context }, accountId: string) => isWorkspaceAllowed(context.policy, accountId),
     /** The attempt checks the workspace before saving; checked again here, where the policy lives. */
     isAttemptWorkspaceAllowed: ({ context }, outcome: LoginAttemptOutput) =>
@@ -189,7 +192,22 @@ export const accountMachine = setup({
       readWaiters: ({ context, event }) => [...context.readWaiters, (event as { requestId: string }).requestId],
     }),
     askSessionToDiscover: sendTo('session', { type: 'session.discover' }),
-    forwardUnauthorized: sendTo('session', { type: 'session.unauthorized' }),
+    addBackendWaiter: assign({
+      backendWaiters: ({ context, event }) => [...context.backendWaiters, (event as { requestId: string }).requestId],
+    }),
+    replyBackend: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'session.answered');
+      if (!context.backendWaiters.includes(event.requestId)) return;
+      enqueue.assign({ backendWaiters: context.backendWaiters.filter((id) => id !== event.requestId) });
+      enqueue.emit(event.ok ? ok(event.requestId, { kind: 'backend', result: event.result }) : fail(event.requestId, event.failure));
+    }),
+    /** The session ended (logout, another login): the backend calls it ran are abandoned. */
+    failBackendWaiters: enqueueActions(({ context, enqueue }) => {
+      for (const requestId of context.backendWaiters) {
+        enqueue.emit(fail(requestId, { kind: 'backendFailed', message: 'the request was abandoned: the credentials changed (logout or a new login)' }));
+      }
+      enqueue.assign({ backendWaiters: [] });
+    }),
     /** Answers every waiting read with the account as it stands (a logout or login is taking over). */
     answerReadWaiters: enqueueActions(({ context, enqueue }) => {
       for (const requestId of context.readWaiters) enqueue.emit(accountReply(context, requestId));
@@ -262,6 +280,7 @@ export const accountMachine = setup({
     busyWith: 'load',
     startingRequest: null,
     readWaiters: [],
+    backendWaiters: [],
     deferred: [],
     announcement: null,
     hostRefreshTimeoutMs: input.hostRefreshTimeoutMs ?? DEFAULT_HOST_REFRESH_TIMEOUT_MS,
@@ -275,8 +294,13 @@ export const accountMachine = setup({
       { guard: 'isLoading', actions: 'defer' },
       { guard: 'hasStorageIssue', actions: 'replyStorageIssue' },
       {
+        // `refreshToken: true` refreshes managed tokens first (SPEC §8); other modes ignore it.
+        guard: and(['wantsRefresh', stateIn({ credentials: { chatgptSession: 'chatgpt' } })]),
+        actions: ['addReadWaiter', sendTo('session', { type: 'session.refresh', reason: 'forced' })],
+      },
+      {
         // One discovery for every read that needs it; the waiters are answered together.
-        guard: and([or([stateIn({ credentials: 'chatgpt' }), stateIn({ credentials: 'externalTokens' })]), 'lacksRouting']),
+        guard: and([stateIn({ credentials: 'chatgptSession' }), 'lacksRouting']),
         actions: ['addReadWaiter', 'askSessionToDiscover'],
       },
       { actions: 'replyAccount' },
@@ -285,10 +309,19 @@ export const accountMachine = setup({
       { guard: 'isLoading', actions: 'defer' },
       { guard: 'hasNoActiveAuth', actions: { type: 'replyFailure', params: { kind: 'rateLimitsNeedAuth' } } },
       { guard: 'isApiKeyActive', actions: { type: 'replyFailure', params: { kind: 'rateLimitsNeedChatgpt' } } },
-      // The ChatGPT fetch arrives with the 401-recovery issue.
-      { actions: { type: 'replyFailure', params: { kind: 'notImplemented', message: 'rate limits are not available in this build' } } },
+      {
+        // The session fetches them with the current credentials, recovering once from a 401 (SPEC §10, issue 8).
+        guard: stateIn({ credentials: 'chatgptSession' }),
+        actions: [
+          'addBackendWaiter',
+          sendTo('session', ({ event }) => {
+            assertEvent(event, 'rateLimits.read');
+            return { type: 'session.call' as const, requestId: event.requestId, call: { kind: 'rateLimits' as const, params: event.params } };
+          }),
+        ],
+      },
+      { actions: { type: 'replyFailure', params: { kind: 'rateLimitsNeedAuth' } } },
     ],
-    'auth.unauthorized': { actions: 'forwardUnauthorized' },
   },
   states: {
     credentials: {
@@ -314,7 +347,7 @@ export const accountMachine = setup({
           { guard: 'areCredentialsBusy', actions: 'defer' },
           {
             // Reply at once; discovery then decides `completed` (SPEC §9.1).
-            target: '.externalTokens',
+            target: '.chatgptSession.externalTokens',
             actions: [
               { type: 'endPendingLogin', params: 'notCompleted' },
               raise({ type: 'attempt.abandon' }),
@@ -371,74 +404,56 @@ export const accountMachine = setup({
         route: {
           entry: ['forgetBusy', 'replayDeferred'],
           always: [
-            { guard: 'isExternalAuthActive', target: 'externalTokens' },
+            { guard: 'isExternalAuthActive', target: 'chatgptSession.externalTokens' },
             { guard: 'hasStoredApiKey', target: 'apiKey' },
-            { guard: 'hasStoredChatgpt', target: 'chatgpt' },
+            { guard: 'hasStoredChatgpt', target: 'chatgptSession.chatgpt' },
             { target: 'loggedOut' },
           ],
         },
         loggedOut: {},
         apiKey: {},
-        chatgpt: {
+        /**
+         * ChatGPT credentials are active: managed (`chatgpt`) or host-supplied
+         * (`externalTokens`). One session child serves both; these handlers are
+         * what the root does with its reports.
+         */
+        chatgptSession: {
           invoke: {
             id: 'session',
             src: 'session',
             input: ({ context }) => sessionInput(context),
           },
-          exit: 'answerReadWaiters',
+          exit: ['answerReadWaiters', 'failBackendWaiters'],
           on: {
             'session.routed': {
               actions: [assign({ routing: ({ event }) => event.routing }), { type: 'announce', params: null }],
             },
             'session.unrouted': { actions: { type: 'announce', params: ({ event }) => event.failure } },
+            // New tokens (rotated, or from the host): the session rediscovers, then the waiting reads are answered.
             'session.refreshed': {
-              target: 'chatgpt',
-              reenter: true,
-              actions: [
-                'answerReadWaiters',
-                assign(({ event }) => (event.tokens.kind === 'managed' ? { stored: event.tokens.stored, routing: null } : {})),
-              ],
+              actions: assign(({ event }) => {
+                const t = event.tokens;
+                if (t.kind === 'managed') return { stored: t.stored, routing: null };
+                return {
+                  external: {
+                    accessToken: t.accessToken,
+                    accountId: t.accountId,
+                    planType: resolvePlanType(t.planType, t.claims?.planType ?? null),
+                    email: t.claims?.email ?? null,
+                    userId: t.claims?.userId ?? null,
+                  },
+                  routing: null,
+                };
+              }),
             },
+            // The credentials stay (SPEC §8.1): the host or user decides to sign in again.
+            'session.refreshFailed': { actions: { type: 'failReadWaiters', params: ({ event }) => event.failure } },
+            'session.answered': { actions: 'replyBackend' },
           },
-        },
-        externalTokens: {
-          invoke: {
-            id: 'session',
-            src: 'session',
-            input: ({ context }) => sessionInput(context),
-          },
-          exit: 'answerReadWaiters',
-          on: {
-            'session.routed': {
-              actions: [assign({ routing: ({ event }) => event.routing }), { type: 'announce', params: null }],
-            },
-            'session.unrouted': { actions: { type: 'announce', params: ({ event }) => event.failure } },
-            'session.refreshed': [
-              {
-                guard: {
-                  type: 'isRefreshedWorkspaceAllowed',
-                  params: ({ event }) => (event.tokens.kind === 'external' ? event.tokens.accountId : ''),
-                },
-                target: 'externalTokens',
-                reenter: true,
-                actions: assign(({ event }) => {
-                  if (event.tokens.kind !== 'external') return {};
-                  const t = event.tokens;
-                  return {
-                    external: {
-                      accessToken: t.accessToken,
-                      accountId: t.accountId,
-                      planType: resolvePlanType(t.planType, t.claims?.planType ?? null),
-                      email: t.claims?.email ?? null,
-                      userId: t.claims?.userId ?? null,
-                    },
-                    routing: null,
-                  };
-                }),
-              },
-              // Tokens for a workspace outside the forced ones are refused; the old ones stay (SPEC §9.3).
-              {},
-            ],
+          initial: 'chatgpt',
+          states: {
+            chatgpt: {},
+            externalTokens: {},
           },
         },
         saving: {

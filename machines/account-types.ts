@@ -102,6 +102,10 @@ export type FailureKind =
   | 'invalidToken'
   | 'authFileCorrupt'
   | 'storageFailed'
+  /** The OS keyring (Secret Service) cannot be reached, or did not answer in time. */
+  | 'keyringUnavailable'
+  /** The keyring collection is locked and this process cannot unlock it. */
+  | 'keyringLocked'
   | 'discoveryFailed'
   | 'workspaceMissing'
   | 'accountIdMissing'
@@ -128,7 +132,11 @@ export type FailureKind =
   | 'refreshTokenReused'
   | 'refreshTokenInvalidated'
   | 'refreshTokenRejected'
-  | 'refreshFailed';
+  | 'refreshFailed'
+  // The 401 loop in host-token mode (SPEC §9.3)
+  | 'hostRefreshFailed'
+  | 'hostRefreshTimeout'
+  | 'refreshWorkspaceNotAllowed';
 
 export interface AuthFailure {
   kind: FailureKind;
@@ -163,6 +171,8 @@ export interface AccountContext {
   startingRequest: string | null;
   /** Reads waiting for routing discovery, answered together when it ends (one discovery for all). */
   readWaiters: string[];
+  /** Requests whose backend call the session runs (rate limits), answered when it reports. */
+  backendWaiters: string[];
   /** State-changing requests that arrived while the credentials were busy; replayed in arrival order. */
   deferred: RequestEvent[];
   announcement: Announcement | null;
@@ -199,14 +209,17 @@ export type RequestEvent =
   /** `account/login/complete`: the URL the browser ended on, pasted by the user (issue 7). */
   | { type: 'login.complete'; requestId: string; loginId: string; redirectUrl: Secret }
   | { type: 'logout'; requestId: string }
-  | { type: 'rateLimits.read'; requestId: string };
+  | { type: 'rateLimits.read'; requestId: string; params: { supportsLunaReserve?: boolean; excludeResetCreditDetails?: boolean } };
 
 /** What the session child reports to the root (`sendParent`). */
 export type SessionEvent =
   | { type: 'session.routed'; routing: WorkspaceRouting }
   | { type: 'session.unrouted'; failure: AuthFailure }
   | { type: 'session.refreshed'; tokens: RefreshedTokens }
-  | { type: 'session.refreshFailed'; failure: AuthFailure };
+  | { type: 'session.refreshFailed'; failure: AuthFailure }
+  /** A backend call a request asked for ended (result in wire shape). */
+  | { type: 'session.answered'; requestId: string; ok: true; result: unknown }
+  | { type: 'session.answered'; requestId: string; ok: false; failure: AuthFailure };
 
 
 /** New credentials from a refresh: stored ones (managed) or the host's (external). */
@@ -226,10 +239,7 @@ export type AccountEvent =
   | SessionEvent
   | LoginAttemptReport
   | InternalEvent
-  | { type: 'client.identify'; client: ClientIdentity; hostRefreshTimeoutMs?: number }
-  /** A backend answered 401: refresh (managed) or ask the host (external). The 401 loop arrives with its issue. */
-  | { type: 'auth.unauthorized' };
-
+  | { type: 'client.identify'; client: ClientIdentity; hostRefreshTimeoutMs?: number };
 
 export type AccountView = {
   authMode: AuthMode | null;
@@ -250,7 +260,9 @@ export type ReplyValue =
   | { kind: 'login'; type: 'apiKey' | 'chatgptAuthTokens' }
   | { kind: 'loginStarted'; loginId: string; details: LoginReadyDetails }
   | { kind: 'cancel'; status: 'canceled' | 'notFound' }
-  | { kind: 'empty' };
+  | { kind: 'empty' }
+  /** A backend call's result, already in wire shape. */
+  | { kind: 'backend'; result: unknown };
 
 /** What the machine emits; the adapter turns these into responses and notifications. */
 export type AccountEmitted =

@@ -43,12 +43,14 @@ const isLoading = (s: AccountSnapshot) => s.context.busyWith === 'load';
 
 /** Whether the ChatGPT session must discover routing before a read can be answered. */
 function needsDiscovery(s: AccountSnapshot): boolean {
-  return (s.matches({ credentials: 'chatgpt' }) || s.matches({ credentials: 'externalTokens' })) && s.context.routing === null;
+  return s.matches({ credentials: 'chatgptSession' }) && s.context.routing === null;
 }
 
 /** `account/read` from the snapshot, or `null` when the machine must handle it (an event). */
-export function readAccount(s: AccountSnapshot): ViewResult<AccountView> | null {
+export function readAccount(s: AccountSnapshot, refreshToken = false): ViewResult<AccountView> | null {
   if (isLoading(s) || needsDiscovery(s)) return null;
+  // A managed refresh is work for the machine; other modes ignore the flag (SPEC §3.1).
+  if (refreshToken && s.matches({ credentials: { chatgptSession: 'chatgpt' } })) return null;
   const { context } = s;
   if (context.storageIssue !== null && activeAuthMode(context) === null) return { ok: false, failure: context.storageIssue };
   return { ok: true, value: viewAccount(context) };

@@ -1,25 +1,33 @@
-import { fromPromise, sendParent, setup } from 'xstate';
+import { assign, enqueueActions, fromPromise, sendParent, setup } from 'xstate';
+import { isWorkspaceAllowed, toFailure } from './account-guards.js';
 import type {
   AuthFailure,
   ClientIdentity,
+  Policy,
   RefreshedTokens,
   SessionEvent,
   StoredChatgpt,
   TokenClaims,
   WorkspaceRouting,
 } from './account-types.js';
-import { toFailure } from './account-guards.js';
 import { notProvided } from './not-provided.js';
-import { HOST_REFRESH_TEXT } from './wording.js';
 import type { Secret } from './secret.js';
+import { HOST_REFRESH_TEXT, workspaceRestrictionMessage } from './wording.js';
 
 /**
  * The ChatGPT session: managed credentials (stored, refreshed by us) or host
- * tokens (refreshed by asking the host). One child machine for both modes, so
- * they stop repeating each other. It does the work (routing discovery now,
- * refresh next) and reports to the root with `sendParent`; the root alone
- * talks to the wire. Started by the root in `chatgpt` and `externalTokens`,
- * stopped (its effects aborted) when the root leaves them.
+ * tokens (refreshed by asking the host). One child machine for both modes,
+ * so they stop repeating each other. It does the session's work (routing
+ * discovery, backend calls, the 401-recovery loop) and reports to the root
+ * with `sendParent`; the root alone talks to the wire. Started by the root
+ * in `chatgpt` and `externalTokens`, stopped (its effects aborted) when the
+ * root leaves them.
+ *
+ * The 401 loop (issue 8): a backend call that answers 401 is parked, the
+ * session refreshes once (managed: redeem the refresh token under the
+ * cross-process lock; external: ask the host), and every parked call is
+ * retried with the new credentials, or failed with the refresh's failure.
+ * However many calls hit a 401 together, there is one refresh in flight.
  */
 
 export type SessionMode = 'managed' | 'external';
@@ -29,6 +37,7 @@ export interface SessionInput {
   accessToken: Secret;
   accountId: string | null;
   client: ClientIdentity | null;
+  policy: Policy;
   /** Managed mode only: what a refresh redeems. */
   stored: StoredChatgpt | null;
   /** Discover at once (a login to announce), instead of on the first read. */
@@ -54,14 +63,56 @@ export interface HostRefreshOutput {
   claims: TokenClaims | null;
 }
 
+/** Why a managed refresh runs (SPEC §8): `forced` for `account/read {refreshToken:true}`, else a 401. */
+export type RefreshReason = 'forced' | 'unauthorized_recovery';
+
 export interface RefreshTokensInput {
   stored: StoredChatgpt;
   client: ClientIdentity | null;
+  reason: RefreshReason;
 }
 
-type SessionContext = SessionInput;
+/** A backend call a request asked for (the result is already in wire shape). */
+export type BackendCall = { kind: 'rateLimits'; params: { supportsLunaReserve?: boolean; excludeResetCreditDetails?: boolean } };
 
-export type SessionRequest = { type: 'session.discover' } | { type: 'session.unauthorized' };
+export interface BackendJob {
+  requestId: string;
+  call: BackendCall;
+  /** A job retried once after a refresh is not retried again: a second 401 fails it. */
+  retried: boolean;
+}
+
+export interface BackendCallInput extends BackendJob {
+  accessToken: Secret;
+  accountId: string | null;
+  client: ClientIdentity | null;
+}
+
+export type BackendCallOutput =
+  | { job: BackendJob; status: 'ok'; result: unknown }
+  | { job: BackendJob; status: 'unauthorized' | 'failed'; failure: AuthFailure };
+
+interface SessionContext extends SessionInput {
+  /** Calls that answered 401, waiting for the refresh to retry them. */
+  parked: BackendJob[];
+  refreshReason: RefreshReason;
+  /** Discovery itself answered 401 once already: a second 401 fails it instead of looping. */
+  discoveryRecovered: boolean;
+  /** Discovery runs again after the refresh (it was discovery that hit the 401, or the credentials changed). */
+  rediscover: boolean;
+  /** Why the last refresh failed (what the parked calls and the root are told). */
+  lastFailure: AuthFailure | null;
+}
+
+export type SessionRequest =
+  | { type: 'session.discover' }
+  | { type: 'session.refresh'; reason: RefreshReason }
+  | { type: 'session.call'; requestId: string; call: BackendCall };
+
+/** Done and error events of the spawned backend calls (one actor per call, `call-<requestId>`). */
+type CallEvent =
+  | { type: `xstate.done.actor.call-${string}`; output: BackendCallOutput }
+  | { type: `xstate.error.actor.call-${string}`; error: unknown };
 
 /** The default host deadline (SPEC §9.3); the host may set another in `initialize`. */
 export const DEFAULT_HOST_REFRESH_TIMEOUT_MS = 10_000;
@@ -72,16 +123,24 @@ export const sessionMachine = setup({
   types: {
     context: {} as SessionContext,
     input: {} as SessionInput,
-    events: {} as SessionRequest,
+    events: {} as SessionRequest | CallEvent,
   },
   actors: {
     discoverRouting: fromPromise<WorkspaceRouting, DiscoverRoutingInput>(notProvided('workspace routing discovery')),
     refreshTokens: fromPromise<StoredChatgpt, RefreshTokensInput>(notProvided('token refresh')),
     requestHostRefresh: fromPromise<HostRefreshOutput, HostRefreshInput>(notProvided('host token refresh')),
+    backendCall: fromPromise<BackendCallOutput, BackendCallInput>(notProvided('ChatGPT backend calls')),
   },
   guards: {
     shouldDiscoverNow: ({ context }) => context.discoverNow,
     isManaged: ({ context }) => context.mode === 'managed',
+    shouldRediscover: ({ context }) => context.rediscover,
+    /** A 401 from discovery is recovered once; the second fails (no refresh loop). */
+    isRecoverableDiscoveryFailure: ({ context }, failure: AuthFailure) =>
+      failure.kind === 'backendUnauthorized' && !context.discoveryRecovered,
+    isRefreshedWorkspaceAllowed: ({ context }, output: HostRefreshOutput) => isWorkspaceAllowed(context.policy, output.accountId),
+    /** Managed mode redeems the stored refresh token; host tokens can only be refreshed by the host. */
+    canRefresh: ({ context }) => context.mode === 'external' || context.stored !== null,
   },
   delays: {
     hostRefreshTimeout: ({ context }) => context.hostRefreshTimeoutMs,
@@ -91,53 +150,154 @@ export const sessionMachine = setup({
     reportUnrouted: sendParent((_, failure: AuthFailure) => report({ type: 'session.unrouted', failure })),
     reportRefreshed: sendParent((_, tokens: RefreshedTokens) => report({ type: 'session.refreshed', tokens })),
     reportRefreshFailed: sendParent((_, failure: AuthFailure) => report({ type: 'session.refreshFailed', failure })),
+    startCall: enqueueActions(({ context, enqueue }, job: BackendJob) => {
+      enqueue.spawnChild('backendCall', {
+        id: `call-${job.requestId}`,
+        input: { ...job, accessToken: context.accessToken, accountId: context.accountId, client: context.client },
+      });
+    }),
+    /** A call finished: answered (ok or failed), or parked for the refresh when it hit its first 401. */
+    settleCall: enqueueActions(({ context, enqueue }, output: BackendCallOutput) => {
+      const { requestId } = output.job;
+      if (output.status === 'unauthorized' && !output.job.retried) {
+        enqueue.assign({ parked: [...context.parked, { ...output.job, retried: true }] });
+        return;
+      }
+      const answer: SessionEvent =
+        output.status === 'ok'
+          ? { type: 'session.answered', requestId, ok: true, result: output.result }
+          : { type: 'session.answered', requestId, ok: false, failure: output.failure };
+      enqueue.sendParent(answer);
+    }),
+    /** A call's effect threw (a bug): its request is answered all the same. */
+    failCall: sendParent((_, requestId: string) =>
+      report({ type: 'session.answered', requestId, ok: false, failure: { kind: 'internal' } }),
+    ),
+    retryParked: enqueueActions(({ context, enqueue }) => {
+      for (const job of context.parked) {
+        enqueue.spawnChild('backendCall', {
+          id: `call-${job.requestId}-retry`,
+          input: { ...job, accessToken: context.accessToken, accountId: context.accountId, client: context.client },
+        });
+      }
+      enqueue.assign({ parked: [] });
+    }),
+    failParked: enqueueActions(({ context, enqueue }, failure: AuthFailure) => {
+      for (const job of context.parked) {
+        enqueue.sendParent({ type: 'session.answered', requestId: job.requestId, ok: false, failure } satisfies SessionEvent);
+      }
+      enqueue.assign({ parked: [] });
+    }),
+    useManagedTokens: assign((_, stored: StoredChatgpt) => ({
+      stored,
+      accessToken: stored.accessToken,
+      accountId: stored.accountId,
+      rediscover: true,
+    })),
+    useHostTokens: assign((_, output: HostRefreshOutput) => ({
+      accessToken: output.accessToken,
+      accountId: output.accountId,
+      rediscover: true,
+    })),
   },
 }).createMachine({
   id: 'session',
-  context: ({ input }) => input,
+  context: ({ input }) => ({
+    ...input,
+    parked: [],
+    refreshReason: 'unauthorized_recovery',
+    discoveryRecovered: false,
+    rediscover: false,
+    lastFailure: null,
+  }),
   initial: 'starting',
+  on: {
+    // Backend calls run side by side in any state; a 401 parks them for the one refresh.
+    'session.call': {
+      actions: {
+        type: 'startCall',
+        params: ({ event }) => ({ requestId: event.requestId, call: event.call, retried: false }),
+      },
+    },
+    'xstate.done.actor.call-*': {
+      actions: { type: 'settleCall', params: ({ event }) => (event as Extract<CallEvent, { output: unknown }>).output },
+    },
+    'xstate.error.actor.call-*': {
+      actions: {
+        type: 'failCall',
+        params: ({ event }) => event.type.replace(/^xstate\.error\.actor\.call-/, '').replace(/-retry$/, ''),
+      },
+    },
+  },
   states: {
     starting: {
       always: [{ guard: 'shouldDiscoverNow', target: 'discovering' }, { target: 'ready' }],
     },
     ready: {
+      always: { guard: ({ context }) => context.parked.length > 0, target: 'refreshing' },
       on: {
         'session.discover': 'discovering',
-        'session.unauthorized': 'refreshing',
+        'session.refresh': { target: 'refreshing', actions: assign({ refreshReason: ({ event }) => event.reason }) },
       },
     },
     /** One discovery however many reads wait for it (the root keeps the waiters). */
     discovering: {
+      entry: assign({ rediscover: false }),
       invoke: {
         id: 'discover',
         src: 'discoverRouting',
         input: ({ context }) => ({ accessToken: context.accessToken, accountId: context.accountId, client: context.client }),
-        onDone: { target: 'ready', actions: { type: 'reportRouted', params: ({ event }) => event.output } },
-        onError: {
+        onDone: {
           target: 'ready',
-          actions: { type: 'reportUnrouted', params: ({ event }) => toFailure(event.error, 'discoveryFailed') },
+          actions: [assign({ discoveryRecovered: false }), { type: 'reportRouted', params: ({ event }) => event.output }],
         },
+        onError: [
+          {
+            guard: { type: 'isRecoverableDiscoveryFailure', params: ({ event }) => toFailure(event.error) },
+            target: 'refreshing',
+            actions: assign({ discoveryRecovered: true, rediscover: true, refreshReason: 'unauthorized_recovery' }),
+          },
+          {
+            target: 'ready',
+            actions: { type: 'reportUnrouted', params: ({ event }) => toFailure(event.error, 'discoveryFailed') },
+          },
+        ],
+      },
+      on: {
+        'session.refresh': { actions: assign({ rediscover: true }) },
       },
     },
-    /** A 401: managed mode redeems its refresh token, external mode asks the host (SPEC §8, §9.3). */
+    /**
+     * One refresh for every waiter: managed mode redeems its refresh token
+     * (SPEC §8), external mode asks the host (SPEC §9.3). Success retries
+     * the parked calls and re-runs discovery; failure fails them.
+     */
     refreshing: {
       initial: 'choosing',
+      // Triggers while a refresh is in flight join it.
+      on: { 'session.refresh': {} },
       states: {
         choosing: {
-          always: [{ guard: 'isManaged', target: 'managed' }, { target: 'external' }],
+          always: [
+            { guard: 'isManaged', target: 'managed' },
+            { target: 'external' },
+          ],
         },
         managed: {
           invoke: {
             id: 'refreshTokens',
             src: 'refreshTokens',
-            input: ({ context }) => ({ stored: context.stored!, client: context.client }),
+            input: ({ context }) => ({ stored: context.stored!, client: context.client, reason: context.refreshReason }),
             onDone: {
-              target: '#session.ready',
-              actions: { type: 'reportRefreshed', params: ({ event }) => ({ kind: 'managed', stored: event.output }) },
+              target: '#session.refreshed',
+              actions: [
+                { type: 'useManagedTokens', params: ({ event }) => event.output },
+                { type: 'reportRefreshed', params: ({ event }) => ({ kind: 'managed', stored: event.output }) },
+              ],
             },
             onError: {
-              target: '#session.ready',
-              actions: { type: 'reportRefreshFailed', params: ({ event }) => toFailure(event.error) },
+              target: '#session.refreshFailed',
+              actions: assign({ lastFailure: ({ event }) => toFailure(event.error, 'refreshFailed') }),
             },
           },
         },
@@ -146,30 +306,57 @@ export const sessionMachine = setup({
             id: 'hostRefresh',
             src: 'requestHostRefresh',
             input: ({ context }) => ({ previousAccountId: context.accountId, timeoutMs: context.hostRefreshTimeoutMs }),
-            onDone: {
-              target: '#session.ready',
-              actions: { type: 'reportRefreshed', params: ({ event }) => ({ kind: 'external', ...event.output }) },
-            },
+            onDone: [
+              {
+                guard: { type: 'isRefreshedWorkspaceAllowed', params: ({ event }) => event.output },
+                target: '#session.refreshed',
+                actions: [
+                  { type: 'useHostTokens', params: ({ event }) => event.output },
+                  { type: 'reportRefreshed', params: ({ event }) => ({ kind: 'external', ...event.output }) },
+                ],
+              },
+              {
+                // Tokens for a workspace outside the forced ones are refused; the old ones stay (SPEC §9.3).
+                target: '#session.refreshFailed',
+                actions: assign({
+                  lastFailure: ({ context, event }) => ({
+                    kind: 'refreshWorkspaceNotAllowed' as const,
+                    message: workspaceRestrictionMessage(context.policy, event.output.accountId),
+                  }),
+                }),
+              },
+            ],
             onError: {
-              target: '#session.ready',
-              actions: { type: 'reportRefreshFailed', params: ({ event }) => toFailure(event.error) },
+              target: '#session.refreshFailed',
+              actions: assign({ lastFailure: ({ event }) => toFailure(event.error, 'hostRefreshFailed') }),
             },
           },
           // The chart owns the deadline: a host that never answers cannot hold the session (SPEC §9.3).
           after: {
             hostRefreshTimeout: {
-              target: '#session.ready',
-              actions: {
-                type: 'reportRefreshFailed',
-                params: ({ context }) => ({
-                  kind: 'internal',
+              target: '#session.refreshFailed',
+              actions: assign({
+                lastFailure: ({ context }) => ({
+                  kind: 'hostRefreshTimeout' as const,
                   message: HOST_REFRESH_TEXT.timedOut(context.hostRefreshTimeoutMs),
                 }),
-              },
+              }),
             },
           },
         },
       },
+    },
+    refreshed: {
+      entry: 'retryParked',
+      always: [{ guard: 'shouldRediscover', target: 'discovering' }, { target: 'ready' }],
+    },
+    refreshFailed: {
+      entry: [
+        { type: 'failParked', params: ({ context }) => context.lastFailure! },
+        { type: 'reportRefreshFailed', params: ({ context }) => context.lastFailure! },
+        assign({ rediscover: false }),
+      ],
+      always: 'ready',
     },
   },
 });

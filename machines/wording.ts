@@ -16,6 +16,8 @@ type Text = string | ((failure: AuthFailure & { message?: string }) => string);
 
 const given = (fallback: string) => (f: { message?: string }) => f.message ?? fallback;
 
+const HOST_REFRESH_TEXT_INVALID = 'auth refresh returned invalid credentials';
+
 /** Reference texts of failures that effects raise without a message of their own. */
 export const FIXED_MESSAGES = {
   discoveryFailed: 'workspace routing discovery failed',
@@ -75,6 +77,11 @@ export const ERROR_TEXT: Record<ErrorKind, Text> = {
   backendFailed: given('backend request failed'),
   backendUnauthorized: given('backend request unauthorized'),
   backendTimeout: given('backend request timed out'),
+  hostRefreshFailed: given(HOST_REFRESH_TEXT_INVALID),
+  hostRefreshTimeout: given('auth refresh request timed out'),
+  refreshWorkspaceNotAllowed: given('Login is restricted to another workspace'),
+  keyringUnavailable: given('the OS keyring is unavailable'),
+  keyringLocked: given('the OS keyring is locked'),
 };
 
 /** The message a failure shows on the wire. */
@@ -102,7 +109,7 @@ export function loginFailedMessage(failure: AuthFailure): string {
 /** Why the host's answer to `account/chatgptAuthTokens/refresh` was not used (SPEC §9.3 table). */
 export const HOST_REFRESH_TEXT = {
   failed: (code: number) => `auth refresh request failed: code=${code}`,
-  invalid: 'auth refresh returned invalid credentials',
+  invalid: HOST_REFRESH_TEXT_INVALID,
   timedOut: (timeoutMs: number) => `auth refresh request timed out after ${Math.round(timeoutMs / 1000)}s`,
 } as const;
 

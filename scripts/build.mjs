@@ -1,14 +1,15 @@
 // Bundles src/cli.ts into dist/cli.cjs (one file to load, no transpiling at run
 // time), then writes the V8 code cache that bin/loader.mjs feeds back to V8.
+// Inspection (`--inspect`, `--inspect-ui`) is a second bundle, dist/inspect.cjs,
+// required only when asked for, so the start-up bundle does not grow with it.
+import { readFile } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
 import loader from '../bin/loader.cjs';
 
 const { cachePath, compileBundle, runBundle } = loader;
 
-await build({
-  entryPoints: ['src/cli.ts'],
-  outfile: 'dist/cli.cjs',
+const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -18,9 +19,61 @@ await build({
   legalComments: 'none',
   // Loaded from node_modules only when needed, kept out of the start-up bundle: undici when
   // SSL_CERT_FILE asks for it, fs-ext (a native addon, cannot be bundled) on the first credential write.
-  external: ['undici', 'fs-ext'],
+  // The keyring's native module is only ever loaded by its helper process, never by the server.
+  external: ['undici', 'fs-ext', '@napi-rs/keyring'],
   // The bundle runs inside vm.Script (bin/loader.cjs), which has no dynamic-import hook: use require().
   supported: { 'dynamic-import': false },
+  logLevel: 'warning',
+};
+
+/** `import text from './x.svg?raw'` as Vite reads it: the file's text. */
+const rawText = {
+  name: 'raw-text',
+  setup(b) {
+    b.onResolve({ filter: /\?raw$/ }, (args) => ({
+      path: new URL(args.path.slice(0, -'?raw'.length), `file://${args.resolveDir}/`).pathname,
+      namespace: 'raw-text',
+    }));
+    b.onLoad({ filter: /.*/, namespace: 'raw-text' }, async (args) => ({ contents: await readFile(args.path, 'utf8'), loader: 'text' }));
+  },
+};
+
+/** cli.ts's lazy `import('./inspect/index.js')` becomes `require('./inspect.cjs')`, the second bundle. */
+const inspectApart = {
+  name: 'inspect-apart',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/inspect\/index\.js$/ }, () => ({ path: './inspect.cjs', external: true }));
+  },
+};
+
+await build({
+  ...common,
+  entryPoints: ['src/cli.ts'],
+  outfile: 'dist/cli.cjs',
+  plugins: [inspectApart],
+});
+
+await build({
+  ...common,
+  entryPoints: ['src/inspect/index.ts'],
+  outfile: 'dist/inspect.cjs',
+  // ws's optional native speed-ups; ws works without them.
+  external: [...common.external, 'bufferutil', 'utf-8-validate'],
+  plugins: [rawText],
+});
+
+// The keyring helper: a child process the keyring store starts on first use
+// (src/effects/keyring-helper.ts). The native module stays in node_modules.
+await build({
+  entryPoints: ['src/effects/keyring-helper.ts'],
+  outfile: 'dist/keyring-helper.cjs',
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  minify: true,
+  legalComments: 'none',
+  external: ['@napi-rs/keyring'],
   logLevel: 'warning',
 });
 

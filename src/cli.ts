@@ -1,33 +1,61 @@
+import { join } from 'node:path';
 import { accountMachine } from '../machines/account-machine.js';
 import { loadConfig, type Config } from './config.js';
 import { createActors } from './effects/actors.js';
 import { createFetch } from './effects/http.js';
-import { createFileStore, createMemoryStore, createUnavailableKeyringStore } from './effects/storage.js';
-import { createCredentialStore, type StoreBackend } from './effects/store.js';
+import { createAutoStore, createKeyringStore } from './effects/keyring-store.js';
+import { createFileStore, createMemoryStore } from './effects/storage.js';
+import { describedStore, type DescribedStore } from './effects/store-info.js';
+import { createCredentialStore } from './effects/store.js';
+import { withAuthLock } from './effects/lock.js';
 import { createLogger, type Logger } from './log.js';
 import { describeThrown } from './rpc/ndjson.js';
+import type { InspectSink } from './inspect/types.js';
 import { startServer } from './rpc/server.js';
 import { detectPlatform, SERVER_VERSION, type PlatformInfo } from './user-agent.js';
 
-const USAGE = `Usage: codex-account-server [app-server]
+const USAGE = `Usage: codex-account-server [app-server] [--inspect[=ws://RELAY]] [--inspect-ui[=PORT]]
 
 Speaks the account part of the Codex app-server JSON-RPC protocol as
 newline-delimited JSON on stdin/stdout. Logs go to stderr.
 
+  --inspect            watch the statechart in the Stately inspector (a page on 127.0.0.1;
+                       the URL with its token is printed on stderr); =ws://… streams to a relay
+  --inspect-ui[=PORT]  a self-contained live state page on 127.0.0.1 (URL on stderr)
+
 Environment: CODEX_HOME, CODEX_APP_SERVER_LOGIN_ISSUER, CODEX_REFRESH_TOKEN_URL_OVERRIDE,
 CODEX_REVOKE_TOKEN_URL_OVERRIDE, SSL_CERT_FILE, CODEX_ACCOUNT_SERVER_LOG (error|warn|info|debug),
-CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS.
+CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS,
+CODEX_ACCOUNT_SERVER_LOGIN_PORTS, CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_INSPECT (1, or a ws:// relay).
 `;
 
-function createStoreBackend(config: Config, log: Logger): StoreBackend {
-  switch (config.credentialsStore) {
+/**
+ * The credential store `cli_auth_credentials_store` asks for. `describe()`
+ * says which is in use and why (for the state API).
+ */
+function createStore(config: Config, log: Logger): DescribedStore {
+  const configured = config.credentialsStore;
+  switch (configured) {
     case 'ephemeral':
-      return createMemoryStore();
+      return describedStore(createMemoryStore(), { configured, backend: 'memory', reason: 'configured', location: 'memory', problem: null });
+    case 'file':
+      return describedStore(createFileStore({ authPath: config.authPath, log }), {
+        configured, backend: 'file', reason: 'configured', location: config.authPath, problem: null,
+      });
     case 'keyring':
-      return createUnavailableKeyringStore();
-    default:
-      // `auto` falls back to the file, as Codex does where no keyring is available.
-      return createFileStore({ authPath: config.authPath, log });
+    case 'auto': {
+      const keyring = createKeyringStore({
+        codexHome: config.codexHome,
+        log,
+        timeoutMs: config.keyringTimeoutMs,
+        // Beside dist/cli.cjs. Only this helper process loads the native module, never the server.
+        helperPath: join(__dirname, 'keyring-helper.cjs'),
+        // Codex's cross-process lock around every keyring write, as for auth.json (SPEC §5.1, §8.1).
+        withWriteLock: (write) => withAuthLock(config.codexHome, write),
+      });
+      if (configured === 'keyring') return keyring;
+      return createAutoStore({ keyring, file: createFileStore({ authPath: config.authPath, log }), authPath: config.authPath, log });
+    }
   }
 }
 
@@ -52,12 +80,42 @@ export function main(argv: readonly string[]): void {
   const config = loadConfig(process.env);
   const log = createLogger(config.logLevel);
   if (config.warning) log.warn(`${config.warning.summary} ${config.warning.details}`);
+  // A cheap look only: parsing and everything else of inspection is in dist/inspect.cjs.
+  if (!args.some((a) => a.startsWith('--inspect')) && !process.env.CODEX_ACCOUNT_SERVER_INSPECT) {
+    serve(config, log);
+    return;
+  }
+  import('./inspect/index.js').then(
+    ({ parseInspectRequest, startInspection }) => {
+      let request;
+      try {
+        request = parseInspectRequest(args, process.env);
+      } catch (error) {
+        process.stderr.write(`codex-account-server: ${(error as Error).message}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const announce = (line: string) => process.stderr.write(`${line}\n`);
+      serve(config, log, request ? startInspection(request, log, announce) : undefined);
+    },
+    (error: Error) => {
+      log.error(`inspection could not be loaded (${error.message}); serving without it`);
+      serve(config, log);
+    },
+  );
+}
 
+function serve(config: Config, log: Logger, sink?: InspectSink): void {
+  // `backend.describe()` says which store is in use and why (for `account/state/read`).
+  const backend = createStore(config, log);
   const deps = {
-    store: createCredentialStore(createStoreBackend(config, log)),
+    store: createCredentialStore(backend),
     fetch: createFetch(process.env, log),
     chatgptBaseUrl: config.chatgptBaseUrl,
     revokeTokenUrl: config.revokeTokenUrl,
+    refreshTokenUrl: config.refreshTokenUrl,
+    issuer: config.issuer,
+    loginPorts: config.loginPorts,
     timeoutMs: config.httpTimeoutMs,
     defaultUserAgent: `codex-account-server/${SERVER_VERSION}`,
     log,
@@ -68,12 +126,13 @@ export function main(argv: readonly string[]): void {
     output: process.stdout,
     machine: accountMachine,
     effects: (ports) => createActors(deps, ports),
-    machineInput: { policy: config.policy },
+    machineInput: { policy: config.policy, loginTimeoutMs: config.loginTimeoutMs },
     codexHome: config.codexHome,
     platform: once<PlatformInfo>(detectPlatform),
     env: process.env,
     configWarning: config.warning,
     log,
+    ...(sink ? { inspect: sink.inspect, rpcTrace: sink.rpc } : {}),
   });
   // stdin EOF: exit at once with 0, even with a login pending (SPEC §1).
   void server.closed.then(() => process.exit(0));

@@ -45,6 +45,8 @@ export interface Config {
   loginPorts: readonly number[];
   /** How long a started ChatGPT login may wait for the user (`CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS`). */
   loginTimeoutMs: number;
+  /** Deadline for each OS keyring (Secret Service) call. */
+  keyringTimeoutMs: number;
   logLevel: LogLevel;
   warning: ConfigWarning | null;
 }
@@ -199,6 +201,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     loginPorts: parseLoginPorts(env.CODEX_ACCOUNT_SERVER_LOGIN_PORTS),
     // The reference abandons a browser login after 10 minutes.
     loginTimeoutMs: positiveInt(env.CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS, 600_000),
+    // Generous: on a desktop a locked collection shows an unlock prompt the user has to answer.
+    keyringTimeoutMs: positiveInt(env.CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS, 30_000),
     logLevel: parseLogLevel(env.CODEX_ACCOUNT_SERVER_LOG),
     warning,
   });

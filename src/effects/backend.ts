@@ -1,6 +1,7 @@
 import type { ClientIdentity } from '../../machines/account-types.js';
 import type { Secret } from '../../machines/secret.js';
 import type { Logger } from '../log.js';
+import { backendUrl } from './backend-url.js';
 
 /** What every call to the ChatGPT backend or the issuer needs. */
 export interface HttpDeps {
@@ -28,8 +29,9 @@ export function deadline(deps: Pick<HttpDeps, 'timeoutMs'>, signal?: AbortSignal
 /**
  * The one authorised request path to the ChatGPT backend (SPEC §9.2, §10):
  * `Authorization: Bearer`, `ChatGPT-Account-Id`, `User-Agent`, no
- * `originator`; the deadline and the caller's signal. `path` is relative to
- * `chatgpt_base_url`.
+ * `originator`; the deadline and the caller's signal. `path` (`accounts/check`,
+ * `usage`, …) is placed under `chatgpt_base_url` by the `wham/` vs `api/codex/`
+ * rule (`backendUrl`, SPEC §12).
  */
 export function backendRequest(
   deps: HttpDeps,
@@ -38,7 +40,7 @@ export function backendRequest(
   path: string,
   init: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal } = {},
 ): Promise<Response> {
-  return deps.fetch(`${deps.chatgptBaseUrl}${path}`, {
+  return deps.fetch(backendUrl(deps.chatgptBaseUrl, path), {
     method: init.method ?? 'GET',
     headers: {
       Authorization: `Bearer ${credentials.accessToken.reveal()}`,

@@ -3,6 +3,7 @@ import type { RoutingOverride, WorkspaceRouting } from '../../machines/account-t
 import type { DiscoverRoutingInput } from '../../machines/session-machine.js';
 import { AuthError } from '../errors.js';
 import { backendRequest, type HttpDeps } from './backend.js';
+import { backendUrl } from './backend-url.js';
 
 export type { HttpDeps } from './backend.js';
 
@@ -27,10 +28,10 @@ const OVERRIDES: readonly RoutingOverride[] = ['NO_CONSTRAINT', 'us', 'us_cr'];
 export async function discoverRouting(deps: HttpDeps, input: DiscoverRoutingInput, signal?: AbortSignal): Promise<WorkspaceRouting> {
   const { accountId } = input;
   if (accountId === null || accountId === '') throw new AuthError('accountIdMissing');
-  const url = `${deps.chatgptBaseUrl}wham/accounts/check`;
+  const url = backendUrl(deps.chatgptBaseUrl, 'accounts/check');
   let body: unknown;
   try {
-    const response = await backendRequest(deps, { accessToken: input.accessToken, accountId }, input.client, 'wham/accounts/check', { signal });
+    const response = await backendRequest(deps, { accessToken: input.accessToken, accountId }, input.client, 'accounts/check', { signal });
     if (!response.ok) {
       deps.log.warn(`routing discovery: GET ${url} answered ${response.status}`);
       throw new AuthError('discoveryFailed');

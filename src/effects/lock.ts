@@ -41,12 +41,27 @@ const MAX_DELAY_MS = 50;
 
 type FsExt = Pick<typeof import('fs-ext'), 'flockSync'>;
 
-let fsExt: FsExt | undefined;
-/** The native addon is loaded on the first lock, never at start-up (it is `external` in the bundle). */
-async function loadFsExt(): Promise<FsExt> {
-  // A CommonJS addon: ESM sees its exports on `default`, the bundle's require() sees them directly.
-  const mod = (await import('fs-ext')) as FsExt & { default?: FsExt };
-  return (fsExt ??= mod.default ?? mod);
+let fsExt: FsExt | null | undefined;
+/**
+ * The native addon is loaded on the first lock, never at start-up (it is
+ * `external` in the bundle). Where it cannot load (no build for this
+ * platform, a copied `dist/` without `node_modules`), credentials are still
+ * written, atomically, without the cross-process lock, and stderr says so
+ * once: a server that cannot save at all would be worse.
+ */
+async function loadFsExt(): Promise<FsExt | null> {
+  if (fsExt !== undefined) return fsExt;
+  try {
+    // A CommonJS addon: ESM sees its exports on `default`, the bundle's require() sees them directly.
+    const mod = (await import('fs-ext')) as FsExt & { default?: FsExt };
+    fsExt = mod.default ?? mod;
+  } catch (error) {
+    fsExt = null;
+    process.stderr.write(
+      `${new Date().toISOString()} WARN codex-account-server: flock(2) is unavailable (fs-ext did not load: ${(error as Error).name}); credential writes go on without Codex's cross-process lock\n`,
+    );
+  }
+  return fsExt;
 }
 
 /**
@@ -83,7 +98,9 @@ async function withFlock<T>(
   const deadline = Date.now() + timeoutMs;
   const release = await mutexFor(path).acquire(signal, deadline, path);
   try {
-    const { flockSync } = await loadFsExt();
+    const addon = await loadFsExt();
+    if (addon === null) return await holding.run(new Set([...(outer ?? []), path]), fn);
+    const { flockSync } = addon;
     await mkdir(home, { recursive: true, mode: 0o700 });
     // O_RDWR|O_CREAT as Codex opens it; Node adds O_CLOEXEC, so children never inherit the lock.
     const handle = await open(path, 'a+', lock.mode);

@@ -33,29 +33,28 @@ export type AuthDotJson = z.infer<typeof AuthDotJsonSchema>;
 
 /** The exact bytes Codex writes: 2-space JSON, no trailing newline. */
 export function serializeAuth(auth: StoredAuth): string {
-  if (auth.kind === 'apiKey') {
-    return JSON.stringify({ auth_mode: 'apikey', OPENAI_API_KEY: auth.apiKey.reveal() }, null, 2);
-  }
-  return JSON.stringify(
-    {
-      auth_mode: 'chatgpt',
-      OPENAI_API_KEY: auth.apiKey?.reveal() ?? null,
-      tokens: {
-        id_token: auth.idToken.reveal(),
-        access_token: auth.accessToken.reveal(),
-        refresh_token: auth.refreshToken.reveal(),
-        // Key order of SPEC §5; absent optional members stay absent.
-        ...(auth.oauthProvenance
-          ? { oauth_provenance: { issuer: auth.oauthProvenance.issuer, client_id: auth.oauthProvenance.clientId } }
-          : {}),
-        ...(auth.loginOwnerId ? { login_owner_id: auth.loginOwnerId } : {}),
-        account_id: auth.accountId,
-      },
-      last_refresh: auth.lastRefresh,
+  return JSON.stringify(toAuthDotJson(auth), null, 2);
+}
+
+/** The `auth.json` object Codex writes, in its key order (also the keyring secret, SPEC §5.1). */
+export function toAuthDotJson(auth: StoredAuth): AuthDotJson {
+  if (auth.kind === 'apiKey') return { auth_mode: 'apikey', OPENAI_API_KEY: auth.apiKey.reveal() };
+  return {
+    auth_mode: 'chatgpt',
+    OPENAI_API_KEY: auth.apiKey?.reveal() ?? null,
+    tokens: {
+      id_token: auth.idToken.reveal(),
+      access_token: auth.accessToken.reveal(),
+      refresh_token: auth.refreshToken.reveal(),
+      // Key order of SPEC §5; absent optional members stay absent.
+      ...(auth.oauthProvenance
+        ? { oauth_provenance: { issuer: auth.oauthProvenance.issuer, client_id: auth.oauthProvenance.clientId } }
+        : {}),
+      ...(auth.loginOwnerId ? { login_owner_id: auth.loginOwnerId } : {}),
+      account_id: auth.accountId,
     },
-    null,
-    2,
-  );
+    last_refresh: auth.lastRefresh,
+  };
 }
 
 /** Parses the text of `auth.json`; throws `authFileCorrupt` with a reason a person can act on. */
@@ -315,22 +314,5 @@ export function createMemoryStore(): StoreBackend {
     clear: async () => {
       current = null;
     },
-  };
-}
-
-/**
- * `keyring`: no OS keyring backend yet. Nothing is read from it, and saving
- * fails with a clear error rather than falling back to a file silently.
- */
-export function createUnavailableKeyringStore(): StoreBackend {
-  return {
-    load: async () => null,
-    save: async () => {
-      throw new AuthError(
-        'storageFailed',
-        'OS keyring storage is not supported by codex-account-server yet; set cli_auth_credentials_store = "file" or "ephemeral" in config.toml',
-      );
-    },
-    clear: async () => {},
   };
 }

@@ -91,6 +91,8 @@ export function toWireResult(value: ReplyValue): unknown {
       return { status: value.status };
     case 'empty':
       return {};
+    case 'backend':
+      return value.result;
   }
 }
 
@@ -109,8 +111,17 @@ export function toEvent(
       return { type: 'authStatus.read', requestId, includeToken: (params as ParamsOf<'getAuthStatus'>).includeToken ?? false };
     case 'account/logout':
       return { type: 'logout', requestId };
-    case 'account/rateLimits/read':
-      return { type: 'rateLimits.read', requestId };
+    case 'account/rateLimits/read': {
+      const { supportsLunaReserve, excludeResetCreditDetails } = params as ParamsOf<'account/rateLimits/read'>;
+      return {
+        type: 'rateLimits.read',
+        requestId,
+        params: {
+          ...(supportsLunaReserve === undefined ? {} : { supportsLunaReserve }),
+          ...(excludeResetCreditDetails === undefined ? {} : { excludeResetCreditDetails }),
+        },
+      };
+    }
     case 'account/login/cancel': {
       const { loginId } = params as ParamsOf<'account/login/cancel'>;
       const normalized = parseLoginId(loginId);

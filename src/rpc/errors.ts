@@ -26,7 +26,9 @@ export type Recovery =
   | 'login'
   | 'use_browser_login'
   | 'paste_again'
-  | 'start_login';
+  | 'start_login'
+  | 'check_keyring'
+  | 'unlock_keyring';
 
 /** The `data` member this server adds to every error (the reference sends none). */
 export interface ErrorData {
@@ -83,6 +85,13 @@ const RULES: Record<ErrorKind, Rule> = {
   backendFailed: [INTERNAL, 'backend_request_failed', 'retry'],
   backendUnauthorized: [INTERNAL, 'backend_unauthorized', 'relogin'],
   backendTimeout: [INTERNAL, 'backend_timeout', 'retry'],
+  // The host's answer to account/chatgptAuthTokens/refresh (SPEC §9.3).
+  hostRefreshFailed: [INTERNAL, 'host_refresh_failed', 'logout_or_update_tokens'],
+  hostRefreshTimeout: [INTERNAL, 'host_refresh_timeout', 'retry'],
+  refreshWorkspaceNotAllowed: [INTERNAL, 'workspace_not_allowed', 'logout_or_update_tokens'],
+  // The OS keyring (docs/keyring.md).
+  keyringUnavailable: [INTERNAL, 'keyring_unavailable', 'check_keyring'],
+  keyringLocked: [INTERNAL, 'keyring_locked', 'unlock_keyring'],
 };
 
 /** The single place that turns a failure into a wire error. */

@@ -12,6 +12,7 @@ import type { InitializeParams } from '../protocol/schemas.js';
 import { accountResult, authStatusResult, toEvent, toWireResult, validateParams, type ParamsOf, type Session } from '../protocol/wire.js';
 import { buildUserAgent, type PlatformInfo } from '../user-agent.js';
 import { errorFromThrown, toResponseError } from './errors.js';
+import type { RpcTrace } from '../inspect/types.js';
 import { HostConnection, type HostPort } from './host.js';
 import { describeThrown, LineWriter, parseLine, readLines, type JsonRpcId } from './ndjson.js';
 
@@ -42,6 +43,8 @@ export interface ServerOptions {
   inspect?: (event: InspectionEvent) => void;
   /** A request the machine has not answered after this long is answered `internal` (a bug guard). */
   maxRequestMs?: number;
+  /** Told of each request, response (with timing) and notification; never params or results. */
+  rpcTrace?: (trace: RpcTrace) => void;
 }
 
 /** How long answers to already-received requests may delay exit after stdin EOF. */
@@ -97,6 +100,7 @@ export function startServer(options: ServerOptions): RunningServer {
 
   const notify = (method: string, params: unknown) => {
     if (session?.optOut.has(method)) return;
+    options.rpcTrace?.({ dir: 'out', kind: 'notification', method });
     writer.notification(method, params);
   };
 
@@ -204,20 +208,28 @@ export function startServer(options: ServerOptions): RunningServer {
     const seq = String(nextSeq++);
     open++;
     let answered = false;
-    const answer = (write: () => void) => {
+    const trace = options.rpcTrace;
+    const wireId = trace ? String(id) : '';
+    const started = trace ? performance.now() : 0;
+    trace?.({ dir: 'in', kind: 'request', method, id: wireId });
+    const answer = (write: () => void, errorCode: number | null = null) => {
       if (answered) {
         log.error(`request ${seq} was answered twice; the second answer was dropped`);
         return;
       }
       answered = true;
       open--;
+      trace?.({ dir: 'out', kind: 'response', method, id: wireId, ms: performance.now() - started, errorCode });
       try {
         write();
       } catch (error) {
         log.error(() => `failed to write the answer to request ${seq}: ${describeThrown(error)}`);
       }
     };
-    const fail = (error: unknown) => answer(() => writer.error(id, errorFromThrown(error, log).toJson() as never));
+    const fail = (error: unknown) => {
+      const response = errorFromThrown(error, log);
+      answer(() => writer.error(id, response.toJson() as never), response.code);
+    };
     const fromView = <T>(view: ViewResult<T>, toResult: (value: T) => unknown) =>
       view.ok ? answer(() => writer.result(id, toResult(view.value))) : fail(toResponseError(view.failure));
     try {
@@ -232,8 +244,8 @@ export function startServer(options: ServerOptions): RunningServer {
       }
       if (!session) throw new AuthError('notInitialized');
       // Pure reads: straight from the snapshot when the answer is known (no event, no macrostep).
-      if (method === 'account/read' && !(params as ParamsOf<'account/read'>).refreshToken) {
-        const view = readAccount(actor.getSnapshot());
+      if (method === 'account/read') {
+        const view = readAccount(actor.getSnapshot(), (params as ParamsOf<'account/read'>).refreshToken ?? false);
         if (view) return fromView(view, accountResult);
       } else if (method === 'getAuthStatus') {
         const view = readAuthStatus(actor.getSnapshot(), (params as ParamsOf<'getAuthStatus'>).includeToken ?? false);

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Issuer } from '../helpers/issuer.js';
 import { accountsCheck } from '../helpers/backend.js';
 import { chatgptAuthFile, chatgptJwt } from '../helpers/jwt.js';
 import { NO_AUTH_STATUS, LOGGED_OUT, settle, useServers, type ServerProcess, type StartOptions } from '../helpers/server-process.js';
@@ -40,6 +41,9 @@ async function exchange(s: ServerProcess, method: string, params?: unknown) {
   await settle(s);
   return { response, after: s.messages.slice(from) };
 }
+
+/** A ChatGPT login against the issuer stand-in, on any free callback port (1455/1457 are test/login/ports.test.ts's). */
+const loginEnv = (issuer: Issuer) => ({ CODEX_APP_SERVER_LOGIN_ISSUER: issuer.origin, CODEX_ACCOUNT_SERVER_LOGIN_PORTS: '0' });
 
 describe('account methods (SPEC §3)', () => {
   const env = useServers();
@@ -324,15 +328,20 @@ describe('account methods (SPEC §3)', () => {
       expect(JSON.parse(authText(s)).OPENAI_API_KEY).toBe('sk');
     });
 
-    it.each(['chatgpt', 'chatgptDeviceCode'])(
-      'lets forced_login_method=chatgpt through to %s login, which answers not_implemented in this build',
-      async (type) => {
-        const s = await start({ config: 'forced_login_method = "chatgpt"\n' });
+    it.each([
+      ['chatgpt', 'authUrl'],
+      ['chatgptDeviceCode', 'userCode'],
+    ])('lets forced_login_method=chatgpt through to %s login, which starts against the issuer', async (type, detail) => {
+      const issuer = await Issuer.start();
+      try {
+        const s = await start({ config: 'forced_login_method = "chatgpt"\n', env: loginEnv(issuer) });
         const { response, after } = await exchange(s, 'account/login/start', { type });
-        expect(response.error).toMatchObject({ code: -32603, data: { reason: 'not_implemented', recovery: 'none' } });
+        expect(response.result).toMatchObject({ type, loginId: expect.stringMatching(/^[0-9a-f-]{36}$/), [detail]: expect.any(String) });
         expect(after).toEqual([response]);
-      },
-    );
+      } finally {
+        await issuer.stop();
+      }
+    });
 
     it('lets forced_login_method=chatgpt through to a host tokens login', async () => {
       const { s } = await startWithHostTokens({}, 'forced_login_method = "chatgpt"\n');
@@ -375,15 +384,20 @@ describe('account methods (SPEC §3)', () => {
     });
 
     it.each(['chatgpt', 'chatgptDeviceCode'])(
-      'answers not_implemented for a %s login that passes the guards, leaving the stored key alone',
+      'starts a %s login that passes the guards, leaving the stored key alone while it is pending',
       async (type) => {
-        const s = await start({ auth: stored });
-        const before = authText(s);
-        const { response, after } = await exchange(s, 'account/login/start', { type });
-        expect(response.error).toMatchObject({ code: -32603, data: { reason: 'not_implemented', recovery: 'none' } });
-        expect(after).toEqual([response]);
-        expect(authText(s)).toBe(before);
-        expect((await s.request('account/read', {})).result).toEqual(API_KEY);
+        const issuer = await Issuer.start();
+        try {
+          const s = await start({ auth: stored, env: loginEnv(issuer) });
+          const before = authText(s);
+          const { response, after } = await exchange(s, 'account/login/start', { type });
+          expect(response.result).toMatchObject({ type, loginId: expect.any(String) });
+          expect(after).toEqual([response]);
+          expect(authText(s)).toBe(before);
+          expect((await s.request('account/read', {})).result).toEqual(API_KEY);
+        } finally {
+          await issuer.stop();
+        }
       },
     );
   });

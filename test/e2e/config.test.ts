@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { accountsCheck } from '../helpers/backend.js';
 import { chatgptJwt } from '../helpers/jwt.js';
-import { NO_AUTH_STATUS, LOGGED_OUT, settle, tempHome, useServers, type ServerProcess } from '../helpers/server-process.js';
+import { NO_AUTH_STATUS, LOGGED_OUT, tempHome, useServers, type ServerProcess } from '../helpers/server-process.js';
 
 
 describe('configuration and environment (SPEC §4)', () => {
@@ -130,30 +130,6 @@ describe('configuration and environment (SPEC §4)', () => {
     expect((await server.request('account/logout')).result).toEqual({});
     expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
     expect(readdirSync(server.home)).toEqual(['config.toml']);
-  });
-
-  it('refuses to save with cli_auth_credentials_store = "keyring" rather than writing a file', async () => {
-    server = env.spawn({ config: 'cli_auth_credentials_store = "keyring"\n' });
-    await server.initialize();
-    const from = server.messages.length;
-    const response = await server.request('account/login/start', { type: 'apiKey', apiKey: 'sk-k' });
-    expect(response.error).toMatchObject({ code: -32603, data: { reason: 'storage_failed', recovery: 'check_codex_home' } });
-    expect(response.error.message).toMatch(/keyring/);
-    await settle(server);
-    expect(server.messages.slice(from)).toEqual([response]);
-    expect(existsSync(join(server.home, 'auth.json'))).toBe(false);
-    expect((await server.request('account/read', {})).result).toEqual(LOGGED_OUT);
-  });
-
-  it('uses auth.json with cli_auth_credentials_store = "auto"', async () => {
-    server = env.spawn({ config: 'cli_auth_credentials_store = "auto"\n' });
-    await server.initialize();
-    await server.request('account/login/start', { type: 'apiKey', apiKey: 'sk-auto' });
-    expect(JSON.parse(readFileSync(join(server.home, 'auth.json'), 'utf8')).OPENAI_API_KEY).toBe('sk-auto');
-    await server.close();
-    server = env.spawn({ home: server.home });
-    await server.initialize();
-    expect((await server.request('getAuthStatus', { includeToken: true })).result.authToken).toBe('sk-auto');
   });
 
   it('warns about an unknown credentials store value', async () => {

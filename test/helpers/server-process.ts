@@ -21,6 +21,8 @@ export interface StartOptions {
   /** Extra environment; `undefined` removes a variable. */
   env?: Record<string, string | undefined>;
   args?: string[];
+  /** Another copy of bin/codex-account-server to run (default: this checkout's). */
+  bin?: string;
 }
 
 export function tempHome(): string {
@@ -90,7 +92,7 @@ export class ServerProcess {
       if (v === undefined) delete env[k];
       else env[k] = v;
     }
-    const child = spawn(process.execPath, [BIN, ...(options.args ?? [])], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [options.bin ?? BIN, ...(options.args ?? [])], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     return new ServerProcess(home, child);
   }
 

@@ -90,6 +90,11 @@ describe('config', () => {
     ]);
   });
 
+  it('reads the keyring deadline from the environment, 30 s by default', () => {
+    expect(loadConfig({ CODEX_HOME: homeWith() }).keyringTimeoutMs).toBe(30_000);
+    expect(loadConfig({ CODEX_HOME: homeWith(), CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS: '250' }).keyringTimeoutMs).toBe(250);
+  });
+
   it('resolves a relative CODEX_HOME to an absolute path', () => {
     const config = loadConfig({ CODEX_HOME: 'relative-home-that-does-not-exist' });
     expect(config.codexHome).toBe(join(process.cwd(), 'relative-home-that-does-not-exist'));
