@@ -19,11 +19,12 @@ function compileBundle(cachedData) {
   return new Script(wrapper, { filename: bundlePath, ...(cachedData ? { cachedData } : {}) });
 }
 
-/** Runs a compiled bundle with the given argv (process.argv from index 2). */
+/** Runs a compiled bundle with the given argv (process.argv from index 2); returns its exports. */
 function runBundle(script, argv) {
   process.argv = [process.argv[0], bundlePath, ...argv];
   const module = { exports: {} };
   script.runInThisContext()(module.exports, createRequire(bundlePath), module, bundlePath, dirname(bundlePath));
+  return module.exports;
 }
 
 function start(argv) {

@@ -1,4 +1,4 @@
-import { and, assertEvent, assign, emit, enqueueActions, fromPromise, not, or, raise, sendTo, setup, stateIn } from 'xstate';
+import { and, assertEvent, assign, emit, enqueueActions, fromCallback, fromPromise, raise, sendTo, setup, stateIn } from 'xstate';
 import {
   activeAuthMode,
   activePlanType,
@@ -122,6 +122,8 @@ export const accountMachine = setup({
     clearCredentials: fromPromise<void, ClearCredentialsInput>(notProvided('logout')),
     session: sessionMachine,
     loginAttempt: loginAttemptMachine,
+    /** Reports changes other processes make to the stored credentials; by default nothing watches. */
+    watchCredentials: fromCallback<AccountEvent>(() => () => {}),
   },
   guards: {
     isExternalAuthActive: ({ context }) => context.external !== null,
@@ -154,6 +156,16 @@ export const accountMachine = setup({
     isPendingLoginFor: ({ context }, loginId: string) => context.pending !== null && context.pending.loginId === loginId,
   },
   actions: {
+    adoptReloaded: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'credentials.reloaded');
+      const stored = event.auth !== null && isStoredAuthVisible(context.policy, event.auth) ? event.auth : null;
+      const next = { ...context, stored, storageIssue: null };
+      enqueue.assign({ stored, storageIssue: null, routing: null, announcement: null });
+      const [mode, plan] = [activeAuthMode(next), activePlanType(next)];
+      if (mode !== activeAuthMode(context) || plan !== activePlanType(context)) {
+        enqueue.emit({ type: 'account.updated', authMode: mode, planType: plan });
+      }
+    }),
     identifyClient: assign(({ context, event }) => {
       assertEvent(event, 'client.identify');
       return { client: event.client, hostRefreshTimeoutMs: event.hostRefreshTimeoutMs ?? context.hostRefreshTimeoutMs };
@@ -287,6 +299,7 @@ export const accountMachine = setup({
     loginTimeoutMs: input.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS,
   }),
   type: 'parallel',
+  invoke: { id: 'watch', src: 'watchCredentials' },
   on: {
     'client.identify': { actions: 'identifyClient' },
     'authStatus.read': [{ guard: 'isLoading', actions: 'defer' }, { actions: 'replyAuthStatus' }],
@@ -376,6 +389,25 @@ export const accountMachine = setup({
         ],
         // A finished login attempt stored new credentials: take the mode they imply.
         'credentials.changed': '.route',
+        // Another process signed in, out, or refreshed: serve what is stored now (the reference serves
+        // stale memory until restart), and say so when the mode or plan changed. Our own write in flight wins.
+        'credentials.reloaded': [
+          { guard: 'areCredentialsBusy' },
+          { target: '.route', actions: 'adoptReloaded' },
+        ],
+        'credentials.unreadable': [
+          { guard: 'areCredentialsBusy' },
+          {
+            target: '.route',
+            actions: enqueueActions(({ context, event, enqueue }) => {
+              assertEvent(event, 'credentials.unreadable');
+              enqueue.assign({ stored: null, routing: null, storageIssue: event.failure, announcement: null });
+              if (!context.external && activeAuthMode(context) !== null) {
+                enqueue.emit({ type: 'account.updated', authMode: null, planType: null });
+              }
+            }),
+          },
+        ],
       },
       states: {
         loading: {

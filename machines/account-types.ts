@@ -227,6 +227,9 @@ export type RefreshedTokens =
   | { kind: 'managed'; stored: StoredChatgpt }
   | { kind: 'external'; accessToken: Secret; accountId: string; planType: string | null; claims: TokenClaims | null };
 
+/** Another process (Codex, another server) changed the stored credentials (issue 8). */
+export type StoreEvent = { type: 'credentials.reloaded'; auth: StoredAuth | null } | { type: 'credentials.unreadable'; failure: AuthFailure };
+
 /** Events one region raises for the other. Never sent from outside. */
 export type InternalEvent =
   /** A finished login attempt stored new credentials: take the mode they imply. */
@@ -239,6 +242,7 @@ export type AccountEvent =
   | SessionEvent
   | LoginAttemptReport
   | InternalEvent
+  | StoreEvent
   | { type: 'client.identify'; client: ClientIdentity; hostRefreshTimeoutMs?: number };
 
 export type AccountView = {

@@ -1,9 +1,11 @@
 // Bundles src/cli.ts into dist/cli.cjs (one file to load, no transpiling at run
-// time), then writes the V8 code cache that bin/loader.mjs feeds back to V8.
+// time), then writes the V8 code cache that bin/loader.cjs feeds back to V8.
 // Inspection (`--inspect`, `--inspect-ui`) is a second bundle, dist/inspect.cjs,
 // required only when asked for, so the start-up bundle does not grow with it.
 import { readFile } from 'node:fs/promises';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { build } from 'esbuild';
 import loader from '../bin/loader.cjs';
 
@@ -21,6 +23,9 @@ const common = {
   // SSL_CERT_FILE asks for it, fs-ext (a native addon, cannot be bundled) on the first credential write.
   // The keyring's native module is only ever loaded by its helper process, never by the server.
   external: ['undici', 'fs-ext', '@napi-rs/keyring'],
+  // vscode-jsonrpc's Node entry also loads its socket/pipe/IPC transports (crypto, net, os):
+  // this server needs only the common API with a Node runtime layer (src/rpc/jsonrpc-node.ts).
+  alias: { 'vscode-jsonrpc/node': './src/rpc/jsonrpc-node.ts' },
   // The bundle runs inside vm.Script (bin/loader.cjs), which has no dynamic-import hook: use require().
   supported: { 'dynamic-import': false },
   logLevel: 'warning',
@@ -77,8 +82,17 @@ await build({
   logLevel: 'warning',
 });
 
-// Run the module's top level once (`--warm-up` returns before serving), so the
-// cache holds the functions start-up compiles, not just the outer script.
+// Run the module's top level once (`--warm-up` returns before serving), then
+// one initialize and account/read on memory streams with a home holding an API
+// key, so the cache holds the functions start-up and the first requests
+// compile, not just the outer script (V8 adds functions compiled by then).
 const script = compileBundle();
-runBundle(script, ['--warm-up']);
+const bundle = runBundle(script, ['--warm-up']);
+const home = mkdtempSync(join(tmpdir(), 'cas-warm-up-'));
+try {
+  writeFileSync(join(home, 'auth.json'), JSON.stringify({ auth_mode: 'apikey', OPENAI_API_KEY: 'sk-warm-up' }, null, 2), { mode: 0o600 });
+  await bundle.warmUp(home);
+} finally {
+  rmSync(home, { recursive: true, force: true });
+}
 writeFileSync(cachePath, script.createCachedData());

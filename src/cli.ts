@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { accountMachine } from '../machines/account-machine.js';
 import { loadConfig, type Config } from './config.js';
 import { createActors } from './effects/actors.js';
@@ -11,7 +12,7 @@ import { withAuthLock } from './effects/lock.js';
 import { createLogger, type Logger } from './log.js';
 import { describeThrown } from './rpc/ndjson.js';
 import type { InspectSink } from './inspect/types.js';
-import { startServer } from './rpc/server.js';
+import { startServer, type RunningServer } from './rpc/server.js';
 import { detectPlatform, SERVER_VERSION, type PlatformInfo } from './user-agent.js';
 
 const USAGE = `Usage: codex-account-server [app-server] [--inspect[=ws://RELAY]] [--inspect-ui[=PORT]]
@@ -66,7 +67,7 @@ function once<T>(fn: () => T): () => T {
 
 export function main(argv: readonly string[]): void {
   const args = argv[0] === 'app-server' ? argv.slice(1) : argv;
-  // Used by the build to fill the V8 code cache: load everything, serve nothing.
+  // Used by the build to fill the V8 code cache: load everything, serve nothing (it then calls `warmUp`).
   if (args.includes('--warm-up')) return;
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(USAGE);
@@ -105,35 +106,15 @@ export function main(argv: readonly string[]): void {
   );
 }
 
-function serve(config: Config, log: Logger, sink?: InspectSink): void {
-  // `backend.describe()` says which store is in use and why (for `account/state/read`).
-  const backend = createStore(config, log);
-  const deps = {
-    store: createCredentialStore(backend),
-    fetch: createFetch(process.env, log),
-    chatgptBaseUrl: config.chatgptBaseUrl,
-    revokeTokenUrl: config.revokeTokenUrl,
-    refreshTokenUrl: config.refreshTokenUrl,
-    issuer: config.issuer,
-    loginPorts: config.loginPorts,
-    timeoutMs: config.httpTimeoutMs,
-    defaultUserAgent: `codex-account-server/${SERVER_VERSION}`,
-    log,
-  };
+/** Where a server reads, writes and takes its environment from. */
+interface Streams {
+  input: Readable;
+  output: Writable;
+  env: NodeJS.ProcessEnv;
+}
 
-  const server = startServer({
-    input: process.stdin,
-    output: process.stdout,
-    machine: accountMachine,
-    effects: (ports) => createActors(deps, ports),
-    machineInput: { policy: config.policy, loginTimeoutMs: config.loginTimeoutMs },
-    codexHome: config.codexHome,
-    platform: once<PlatformInfo>(detectPlatform),
-    env: process.env,
-    configWarning: config.warning,
-    log,
-    ...(sink ? { inspect: sink.inspect, rpcTrace: sink.rpc } : {}),
-  });
+function serve(config: Config, log: Logger, sink?: InspectSink): void {
+  const server = startOn({ input: process.stdin, output: process.stdout, env: process.env }, config, log, sink);
   // stdin EOF: exit at once with 0, even with a login pending (SPEC §1).
   void server.closed.then(() => process.exit(0));
   // The host went away mid-write (EPIPE): nobody is left to answer.
@@ -143,6 +124,67 @@ function serve(config: Config, log: Logger, sink?: InspectSink): void {
   // Last line of defence (issue 5): every layer catches its own failures; should a bug slip
   // through, the host keeps its server and stderr says what happened.
   process.on('uncaughtException', (error) => log.error('uncaught exception (a bug):', describeThrown(error)));
+}
+
+/** Serves the protocol on `streams` with `config`: stdio for `main`, memory streams for the build's warm-up. */
+function startOn({ input, output, env }: Streams, config: Config, log: Logger, sink?: InspectSink): RunningServer {
+  // `backend.describe()` says which store is in use and why (for `account/state/read`).
+  const backend = createStore(config, log);
+  const deps = {
+    store: createCredentialStore(backend),
+    fetch: createFetch(env, log),
+    chatgptBaseUrl: config.chatgptBaseUrl,
+    revokeTokenUrl: config.revokeTokenUrl,
+    refreshTokenUrl: config.refreshTokenUrl,
+    issuer: config.issuer,
+    loginPorts: config.loginPorts,
+    timeoutMs: config.httpTimeoutMs,
+    defaultUserAgent: `codex-account-server/${SERVER_VERSION}`,
+    log,
+    ...(config.credentialsStore === 'ephemeral' ? {} : { watchDir: config.codexHome }),
+  };
+
+  return startServer({
+    input,
+    output,
+    machine: accountMachine,
+    effects: (ports) => createActors(deps, ports),
+    machineInput: { policy: config.policy, loginTimeoutMs: config.loginTimeoutMs },
+    codexHome: config.codexHome,
+    platform: once<PlatformInfo>(detectPlatform),
+    env,
+    configWarning: config.warning,
+    log,
+    ...(sink ? { inspect: sink.inspect, rpcTrace: sink.rpc } : {}),
+  });
+}
+
+/**
+ * Drives one `initialize` and one `account/read` through a server on memory
+ * streams with `codexHome`, then closes it. The build calls this before taking
+ * the V8 code cache, so the cache holds the functions start-up runs, compiled.
+ */
+export async function warmUp(codexHome: string): Promise<void> {
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const env = { CODEX_HOME: codexHome, CODEX_ACCOUNT_SERVER_LOG: 'error', TERM: 'xterm' };
+  const config = loadConfig(env);
+  const server = startOn({ input, output, env }, config, createLogger('error'));
+  const answered = new Promise<void>((resolve) => {
+    let text = '';
+    output.setEncoding('utf8');
+    output.on('data', (chunk: string) => {
+      text += chunk;
+      if (/"id":2[,}]/.test(text)) resolve();
+    });
+  });
+  input.write(
+    `${JSON.stringify({ id: 1, method: 'initialize', params: { clientInfo: { name: 'warm-up', title: null, version: '0' }, capabilities: { experimentalApi: true } } })}\n` +
+      `${JSON.stringify({ id: 2, method: 'account/read', params: { refreshToken: false } })}\n`,
+  );
+  await answered;
+  input.end();
+  await server.closed;
 }
 
 main(process.argv.slice(2));

@@ -1,7 +1,8 @@
 import * as z from 'zod/mini';
-import { fromPromise } from 'xstate';
+import { watch, type FSWatcher } from 'node:fs';
+import { fromCallback, fromPromise } from 'xstate';
 import type { ClearCredentialsInput } from '../../machines/account-machine.js';
-import type { StoredAuth, StoredChatgpt, WorkspaceRouting } from '../../machines/account-types.js';
+import type { AccountEvent, StoredAuth, StoredChatgpt, WorkspaceRouting } from '../../machines/account-types.js';
 import { loginAttemptMachine } from '../../machines/login-attempt-machine.js';
 import { Secret } from '../../machines/secret.js';
 import {
@@ -23,7 +24,7 @@ import { deadline, issuerHeaders, type HttpDeps } from './backend.js';
 import { discoverRouting } from './discovery.js';
 import { readClaims } from './jwt.js';
 import { createLoginActors } from './login/actors.js';
-import { OAUTH_CLIENT_ID } from './login/oauth.js';
+import { OAUTH_CLIENT_ID } from './login/client-id.js';
 import type { CredentialStore } from './store.js';
 
 /** What the real effects need; tests build the same with a temp home and loopback URLs. */
@@ -34,6 +35,47 @@ export interface Deps extends HttpDeps {
   issuer: string;
   loginPorts: readonly number[];
   log: Logger;
+  /** Where `auth.json` lives, to notice other processes' changes; absent: nothing is watched. */
+  watchDir?: string;
+}
+
+/**
+ * Notices when another process (Codex, another server) changes `auth.json`:
+ * an inotify watch on `CODEX_HOME`, debounced, then the store's own version
+ * check, so this process's writes are not reported back to it.
+ */
+function watchCredentials(deps: Deps) {
+  return fromCallback<AccountEvent>(({ sendBack }) => {
+    const dir = deps.watchDir;
+    if (!dir) return () => {};
+    let timer: NodeJS.Timeout | undefined;
+    let watcher: FSWatcher | undefined;
+    const check = async () => {
+      try {
+        const snapshot = await deps.store.changedElsewhere();
+        deps.log.debug(() => `watch: auth.json ${snapshot ? 'changed elsewhere' : 'unchanged'}`);
+        if (snapshot) sendBack({ type: 'credentials.reloaded', auth: snapshot.auth });
+      } catch (error) {
+        sendBack({ type: 'credentials.unreadable', failure: toFailure(error, 'authFileCorrupt') });
+      }
+    };
+    try {
+      watcher = watch(dir, { persistent: false }, (_event, name) => {
+        deps.log.debug(() => `watch: ${String(name)} changed`);
+        if (name !== 'auth.json') return;
+        clearTimeout(timer);
+        timer = setTimeout(() => void check(), 25);
+      });
+      watcher.on('error', (error) => deps.log.info(`stopped watching ${dir}: ${error.name}`));
+    } catch (error) {
+      // No CODEX_HOME yet (nothing stored): changes by other processes are noticed after a restart.
+      deps.log.info(`not watching ${dir} for other processes' sign-ins: ${(error as Error).name}`);
+    }
+    return () => {
+      clearTimeout(timer);
+      watcher?.close();
+    };
+  });
 }
 
 /**
@@ -159,6 +201,7 @@ export function createActors(deps: Deps, ports: { host: HostPort }) {
     saveCredentials: (auth, signal) => deps.store.save(auth, signal),
   });
   return {
+    watchCredentials: watchCredentials(deps),
     loginAttempt: loginAttemptMachine.provide({ actors: loginActors }),
     loadCredentials: fromPromise<StoredAuth | null, void>(async () => (await deps.store.read()).auth),
     saveCredentials: fromPromise<StoredAuth, { auth: StoredAuth }>(({ input, signal }) => deps.store.save(input.auth, signal)),

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
 import type { Logger } from '../log.js';
 
 /**
@@ -20,7 +19,8 @@ export function createFetch(env: NodeJS.ProcessEnv, log: Logger): typeof fetch {
       log.warn(`SSL_CERT_FILE ${caFile} is unreadable (${(error as Error).message}); using the default trust store`);
       return (input, init) => fetch(input, init);
     }
-    const undici = await import('undici');
+    // node:tls costs milliseconds to load: only this path needs it, not start-up.
+    const [{ rootCertificates }, undici] = await Promise.all([import('node:tls'), import('undici')]);
     const dispatcher = new undici.Agent({ connect: { ca: [...rootCertificates, extra] } });
     return ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
       undici.fetch(input as never, { ...(init as object), dispatcher } as never)) as unknown as typeof fetch;

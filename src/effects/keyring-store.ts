@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { realpathSync } from 'node:fs';
 import type { StoredAuth } from '../../machines/account-types.js';
 import { AuthError } from '../errors.js';
@@ -26,6 +26,8 @@ export function keyringItemFor(codexHome: string): KeyringItemId {
     // Not created yet: Codex hashes the path as given then too.
   }
   path = path.length > 1 ? path.replace(/\/+$/, '') : path;
+  // node:crypto is required here, not at start-up: the file store never needs it.
+  const { createHash } = createRequire(__filename)('node:crypto') as typeof import('node:crypto');
   const hash = createHash('sha256').update(path).digest('hex').slice(0, 16);
   return { service: KEYRING_SERVICE, account: `cli|${hash}`, target: KEYRING_TARGET };
 }

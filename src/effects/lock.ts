@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { fsPromises, mkdir } from './fs-async.js';
 import { join, resolve } from 'node:path';
 import { AuthError } from '../errors.js';
 
@@ -103,7 +104,7 @@ async function withFlock<T>(
     const { flockSync } = addon;
     await mkdir(home, { recursive: true, mode: 0o700 });
     // O_RDWR|O_CREAT as Codex opens it; Node adds O_CLOEXEC, so children never inherit the lock.
-    const handle = await open(path, 'a+', lock.mode);
+    const handle = await fsPromises().open(path, 'a+', lock.mode);
     try {
       await acquireFlock(handle, flockSync, signal, deadline, path);
       try {

@@ -1,4 +1,4 @@
-import { access, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { access, fsPromises, mkdir, readdir, readFile, rename, stat, unlink } from './fs-async.js';
 import { basename, dirname, join } from 'node:path';
 import * as z from 'zod/mini';
 import type { StoredAuth, StoredChatgpt } from '../../machines/account-types.js';
@@ -134,6 +134,7 @@ export async function writeAtomically(
   renameUnder: (rename: () => Promise<void>) => Promise<void> = (fn) => fn(),
 ): Promise<void> {
   const temp = tempPathOf(path);
+  const { open } = fsPromises();
   let handle;
   try {
     handle = await open(temp, 'wx', mode);

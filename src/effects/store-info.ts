@@ -33,7 +33,13 @@ export interface DescribedStore extends CredentialStore {
 /** Gives a store with a fixed answer (file, ephemeral) its `describe()`. */
 export function describedStore(store: CredentialStore, info: StoreInfo): DescribedStore {
   const frozen = Object.freeze({ ...info });
-  return { load: () => store.load(), save: (auth) => store.save(auth), clear: () => store.clear(), describe: () => frozen };
+  return {
+    load: () => store.load(),
+    save: (auth) => store.save(auth),
+    clear: () => store.clear(),
+    ...(store.version ? { version: () => store.version!() } : {}),
+    describe: () => frozen,
+  };
 }
 
 /** One line for people: `keyring (configured): Secret Service item …`. */

@@ -41,6 +41,11 @@ export interface CredentialStore {
   transact<T>(fn: (tx: Transaction) => Promise<T>, signal?: AbortSignal): Promise<T>;
   save(auth: StoredAuth, signal?: AbortSignal): Promise<StoredAuth>;
   clear(signal?: AbortSignal): Promise<void>;
+  /**
+   * What is stored now, if another process changed it since this one last
+   * read or wrote it (`null`: unchanged, or the backend cannot tell).
+   */
+  changedElsewhere(): Promise<StoredSnapshot | null>;
 }
 
 export class StoreAbortedError extends Error {
@@ -53,28 +58,56 @@ export class StoreAbortedError extends Error {
 /** Wraps a backend with the in-process mutex, the optional cross-process lock and `AbortSignal`s. */
 export function createCredentialStore(backend: StoreBackend, lock?: CrossProcessLock): CredentialStore {
   let tail: Promise<unknown> = Promise.resolve();
-  const read = async (): Promise<StoredSnapshot> => ({
-    auth: await backend.load(),
-    version: (await backend.version?.()) ?? null,
-  });
-  const tx: Transaction = { read, write: (auth) => backend.save(auth), remove: () => backend.clear() };
+  /** The version this process last read or wrote: what "changed elsewhere" is measured against. */
+  let known: string | null = null;
+  const read = async (): Promise<StoredSnapshot> => {
+    const version = (await backend.version?.()) ?? null;
+    const auth = await backend.load();
+    known = version;
+    return { auth, version };
+  };
+  const noteOwnWrite = async () => {
+    known = (await backend.version?.()) ?? null;
+  };
+  const tx: Transaction = {
+    read,
+    write: async (auth) => {
+      const saved = await backend.save(auth);
+      await noteOwnWrite();
+      return saved;
+    },
+    remove: async () => {
+      await backend.clear();
+      await noteOwnWrite();
+    },
+  };
 
-  const transact = <T>(fn: (tx: Transaction) => Promise<T>, signal?: AbortSignal): Promise<T> => {
-    const run = async () => {
-      const guarded = async () => {
-        if (signal?.aborted) throw new StoreAbortedError();
-        return fn(tx);
-      };
-      return lock ? lock(guarded, signal) : guarded();
-    };
+  /** One at a time in this process: transactions and change checks queue behind each other. */
+  const serial = <T>(run: () => Promise<T>): Promise<T> => {
     const result = tail.then(run, run);
     tail = result.catch(() => undefined);
     return result;
   };
 
+  const transact = <T>(fn: (tx: Transaction) => Promise<T>, signal?: AbortSignal): Promise<T> =>
+    serial(async () => {
+      const guarded = async () => {
+        if (signal?.aborted) throw new StoreAbortedError();
+        return fn(tx);
+      };
+      return lock ? lock(guarded, signal) : guarded();
+    });
+
   return {
     read,
     transact,
+    changedElsewhere: () =>
+      serial(async () => {
+        if (!backend.version) return null;
+        const version = await backend.version();
+        if (version === known) return null;
+        return read();
+      }),
     save: (auth, signal) => transact((t) => t.write(auth), signal),
     clear: (signal) => transact((t) => t.remove(), signal),
   };

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import type { AccountMachine } from '../../machines/account-machine.js';
@@ -251,7 +250,8 @@ export function startServer(options: ServerOptions): RunningServer {
         const view = readAuthStatus(actor.getSnapshot(), (params as ParamsOf<'getAuthStatus'>).includeToken ?? false);
         if (view) return fromView(view, authStatusResult);
       }
-      const event = toEvent(method, params, seq, session, randomUUID);
+      // The global Web Crypto is loaded on first use, not at start-up (node:crypto costs ~2 ms there).
+      const event = toEvent(method, params, seq, session, () => globalThis.crypto.randomUUID());
       waiting.set(seq, {
         since: now(),
         respond: (reply) => (reply.ok ? answer(() => writer.result(id, toWireResult(reply.value))) : fail(toResponseError(reply.failure))),

@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 
-/** Codex's OAuth client (SPEC §6.2); the same id as `CLIENT_ID` in ../actors.ts. */
-export const OAUTH_CLIENT_ID = 'app_EMoamEEZ73f0CkXaXp7hrann';
+import { OAUTH_CLIENT_ID } from './client-id.js';
+
+export { OAUTH_CLIENT_ID };
 export const DEFAULT_ISSUER = 'https://auth.openai.com';
 export const OAUTH_SCOPE = 'openid profile email offline_access api.connectors.read api.connectors.invoke';
 
