@@ -506,9 +506,10 @@ export const accountMachine = setup({
           { guard: 'isExternalAuthActive', actions: { type: 'replyFailure', params: { kind: 'externalAuthActive' } } },
           { guard: 'isChatgptLoginForbidden', actions: { type: 'replyFailure', params: { kind: 'chatgptLoginDisabled' } } },
           {
-            // A new ChatGPT login supersedes a pending one (SPEC §3.2); the attempt restarts.
+            // A new ChatGPT login supersedes a pending one (SPEC §3.2); the attempt restarts. No `reenter`:
+            // a target under this region already exits and re-enters `chatgptPending`, while `reenter: true`
+            // would make the parallel root the domain and re-enter `credentials` too (reloading credentials).
             target: '.chatgptPending',
-            reenter: true,
             actions: [
               { type: 'endPendingLogin', params: 'cancelled' },
               assign(({ event }) => {
