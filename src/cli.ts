@@ -132,6 +132,7 @@ function serve(config: Config, log: Logger, sink?: InspectSink): void {
     env: process.env,
     configWarning: config.warning,
     log,
+    credentialStore: backend,
     ...(sink ? { inspect: sink.inspect, rpcTrace: sink.rpc } : {}),
   });
   // stdin EOF: exit at once with 0, even with a login pending (SPEC §1).
