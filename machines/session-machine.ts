@@ -219,10 +219,13 @@ export const sessionMachine = setup({
         params: ({ event }) => ({ requestId: event.requestId, call: event.call, retried: false }),
       },
     },
-    'xstate.done.actor.call-*': {
+    // XState matches a wildcard only as a whole last token (`actor.*`, never `call-*`): the id is checked by a guard.
+    'xstate.done.actor.*': {
+      guard: ({ event }) => event.type.startsWith('xstate.done.actor.call-'),
       actions: { type: 'settleCall', params: ({ event }) => (event as Extract<CallEvent, { output: unknown }>).output },
     },
-    'xstate.error.actor.call-*': {
+    'xstate.error.actor.*': {
+      guard: ({ event }) => event.type.startsWith('xstate.error.actor.call-'),
       actions: {
         type: 'failCall',
         params: ({ event }) => event.type.replace(/^xstate\.error\.actor\.call-/, '').replace(/-retry$/, ''),
