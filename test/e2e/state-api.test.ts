@@ -162,6 +162,7 @@ describe('account/state/read and account/state/changed', () => {
 
   it('coalesces changes and stays quiet when nothing changed', async () => {
     const s = await start({}, { stateNotifications: true });
+    const before = s.messages.length;
     await s.request('account/login/start', { type: 'apiKey', apiKey: 'sk-state-notify-654321' });
     await s.waitFor((m) => m.method === 'account/state/changed' && m.params.value.credentials === 'apiKey');
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -171,7 +172,7 @@ describe('account/state/read and account/state/changed', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(s.messages.slice(from).filter((m) => m.method === 'account/state/changed')).toEqual([]);
     // saving → apiKey happened within one turn or two: at most one notification per turn, never one per microstep.
-    const all = s.messages.filter((m) => m.method === 'account/state/changed');
+    const all = s.messages.slice(before, from).filter((m) => m.method === 'account/state/changed');
     expect(all.length).toBeGreaterThanOrEqual(1);
     expect(all.length).toBeLessThanOrEqual(2);
     expect(new Set(all.map((m) => JSON.stringify(m.params))).size).toBe(all.length);
