@@ -556,9 +556,10 @@ export const accountMachine = setup({
           // would move the credentials out of their busy state, and the request it was busy with would go unanswered.
           { guard: 'areCredentialsBusy', actions: 'defer' },
           {
-            // A new ChatGPT login supersedes a pending one (SPEC §3.2); the attempt restarts.
+            // A new ChatGPT login supersedes a pending one (SPEC §3.2); the attempt restarts. No `reenter`:
+            // a target under this region already exits and re-enters `chatgptPending`, while `reenter: true`
+            // would make the parallel root the domain and re-enter `credentials` too (reloading credentials).
             target: '.chatgptPending',
-            reenter: true,
             actions: [
               { type: 'endPendingLogin', params: 'cancelled' },
               assign(({ event }) => {

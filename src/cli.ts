@@ -16,6 +16,8 @@ import { startServer, type RunningServer } from './rpc/server.js';
 import { detectPlatform, SERVER_VERSION, type PlatformInfo } from './user-agent.js';
 
 const USAGE = `Usage: codex-account-server [app-server] [--inspect[=ws://RELAY]] [--inspect-ui[=PORT]]
+       codex-account-server generate-json-schema --out DIR
+       codex-account-server generate-ts --out DIR
 
 Speaks the account part of the Codex app-server JSON-RPC protocol as
 newline-delimited JSON on stdin/stdout. Logs go to stderr.
@@ -23,6 +25,9 @@ newline-delimited JSON on stdin/stdout. Logs go to stderr.
   --inspect            watch the statechart in the Stately inspector (a page on 127.0.0.1;
                        the URL with its token is printed on stderr); =ws://… streams to a relay
   --inspect-ui[=PORT]  a self-contained live state page on 127.0.0.1 (URL on stderr)
+  generate-json-schema, generate-ts
+                       export every method's params and result, the notifications, the
+                       server→client request and the machines' states (docs/state-api.md)
 
 Environment: CODEX_HOME, CODEX_APP_SERVER_LOGIN_ISSUER, CODEX_REFRESH_TOKEN_URL_OVERRIDE,
 CODEX_REVOKE_TOKEN_URL_OVERRIDE, SSL_CERT_FILE, CODEX_ACCOUNT_SERVER_LOG (error|warn|info|debug),
@@ -71,6 +76,18 @@ export function main(argv: readonly string[]): void {
   if (args.includes('--warm-up')) return;
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(USAGE);
+    return;
+  }
+  if (args[0] === 'generate-json-schema' || args[0] === 'generate-ts') {
+    // dist/schema.cjs: schemas as JSON and TypeScript are never on the start-up path.
+    const write = (stream: NodeJS.WriteStream) => (text: string) => stream.write(text);
+    import('./schema/index.js').then(
+      ({ runSchemaCommand }) => (process.exitCode = runSchemaCommand(args, write(process.stdout), write(process.stderr))),
+      (error: Error) => {
+        process.stderr.write(`codex-account-server: the schema export could not be loaded (${error.message})\n`);
+        process.exitCode = 1;
+      },
+    );
     return;
   }
   if (args.includes('--version')) {
@@ -155,6 +172,7 @@ function startOn({ input, output, env }: Streams, config: Config, log: Logger, s
     env,
     configWarning: config.warning,
     log,
+    credentialStore: backend,
     ...(sink ? { inspect: sink.inspect, rpcTrace: sink.rpc } : {}),
   });
 }

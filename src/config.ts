@@ -10,18 +10,9 @@ import { expecting, serdeMessage, str } from './protocol/serde.js';
 export type CredentialsStore = 'file' | 'keyring' | 'auto' | 'ephemeral';
 
 /** 1-based line/column positions, end inclusive (SPEC §4). */
-export interface TextRange {
-  start: { line: number; column: number };
-  end: { line: number; column: number };
-}
-
-/** Params of the `configWarning` notification. */
-export interface ConfigWarning {
-  summary: string;
-  details: string;
-  path: string;
-  range: TextRange;
-}
+/** Params of the `configWarning` notification (defined with the other notifications). */
+export type ConfigWarning = import('./protocol/results.js').ConfigWarningNotification;
+export type TextRange = ConfigWarning['range'];
 
 /** Everything the server needs from the environment and `config.toml`; frozen. */
 export interface Config {

@@ -26,6 +26,8 @@ import { readClaims } from './jwt.js';
 import { createLoginActors } from './login/actors.js';
 import { OAUTH_CLIENT_ID } from './login/client-id.js';
 import type { CredentialStore } from './store.js';
+import { SERVER_REQUESTS } from '../protocol/methods.js';
+import { ChatgptAuthTokensRefreshResultSchema, type ChatgptAuthTokensRefreshParams } from '../protocol/server-requests.js';
 
 /** What the real effects need; tests build the same with a temp home and loopback URLs. */
 export interface Deps extends HttpDeps {
@@ -103,12 +105,6 @@ async function refreshManaged(deps: Deps, input: RefreshTokensInput, signal: Abo
   }, signal);
 }
 
-/** The host's answer to `account/chatgptAuthTokens/refresh` (SPEC §9.3). */
-export const HostRefreshResultSchema = z.object({
-  accessToken: z.string(),
-  chatgptAccountId: z.string(),
-  chatgptPlanType: z.optional(z.nullable(z.string())),
-});
 
 /**
  * Best-effort refresh-token revocation before logout (SPEC §8.3). A failure
@@ -131,12 +127,12 @@ async function revokeRefreshToken(deps: Deps, input: ClearCredentialsInput, sign
 
 /** Asks the host for new tokens and checks them (SPEC §9.3); the chart owns the deadline. */
 async function askHostForTokens(host: HostPort, input: HostRefreshInput, signal: AbortSignal): Promise<HostRefreshOutput> {
-  let answer: z.infer<typeof HostRefreshResultSchema>;
+  let answer: z.infer<typeof ChatgptAuthTokensRefreshResultSchema>;
   try {
     answer = await host.request({
-      method: 'account/chatgptAuthTokens/refresh',
-      params: { reason: 'unauthorized', previousAccountId: input.previousAccountId },
-      result: HostRefreshResultSchema,
+      method: SERVER_REQUESTS.chatgptAuthTokensRefresh,
+      params: { reason: 'unauthorized', previousAccountId: input.previousAccountId } satisfies ChatgptAuthTokensRefreshParams,
+      result: ChatgptAuthTokensRefreshResultSchema,
       // A little past the chart's own `after`, which fires first and words the timeout.
       timeoutMs: input.timeoutMs + 1_000,
       signal,

@@ -3,6 +3,7 @@ import {
   CancelLoginAccountParamsSchema,
   CompleteLoginAccountParamsSchema,
   GetAccountParamsSchema,
+  GetAccountStateParamsSchema,
   GetAuthStatusParamsSchema,
   InitializeParamsSchema,
   LoginAccountParamsSchema,
@@ -35,6 +36,8 @@ export const METHODS = {
   'account/rateLimits/read': { schema: RateLimitsReadParamsSchema, params: 'optional' },
   'account/read': { schema: GetAccountParamsSchema, params: 'required' },
   getAuthStatus: { schema: GetAuthStatusParamsSchema, params: 'required' },
+  // Not in the reference: the statechart as a host may see it (issue 9, docs/state-api.md).
+  'account/state/read': { schema: GetAccountStateParamsSchema, params: 'optional' },
 } as const satisfies Record<string, MethodSpec>;
 
 export type MethodName = keyof typeof METHODS;
@@ -54,4 +57,11 @@ export const NOTIFICATIONS = {
   loginCompleted: 'account/login/completed',
   accountUpdated: 'account/updated',
   configWarning: 'configWarning',
+  /** Opt-in (`capabilities.stateNotifications`); not in the reference. */
+  accountStateChanged: 'account/state/changed',
+} as const;
+
+/** Requests the server sends to the client (SPEC §9.3). */
+export const SERVER_REQUESTS = {
+  chatgptAuthTokensRefresh: 'account/chatgptAuthTokens/refresh',
 } as const;

@@ -19,6 +19,8 @@ export const InitializeCapabilitiesSchema = struct('InitializeCapabilities', {
   experimentalApi: z.optional(bool()),
   requestAttestation: z.optional(bool()),
   optOutNotificationMethods: nullable(z.array(str(), expecting('a sequence'))),
+  /** Opt-in: send `account/state/changed` on every change of the statechart (docs/state-api.md). */
+  stateNotifications: z.optional(bool()),
 });
 
 export const InitializeParamsSchema = struct('InitializeParams', {
@@ -67,6 +69,9 @@ export const RateLimitsReadParamsSchema = struct('GetAccountRateLimitsParams', {
   supportsLunaReserve: z.optional(bool()),
   excludeResetCreditDetails: z.optional(bool()),
 });
+
+/** `account/state/read` (this server's own, docs/state-api.md) takes no params; `{}` is accepted. */
+export const GetAccountStateParamsSchema = struct('GetAccountStateParams', {});
 
 /** `account/logout` takes no params; `{}` (or anything object-like) is accepted. */
 export const LogoutParamsSchema = z.object({}, expecting('unit'));

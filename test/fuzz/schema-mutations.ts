@@ -56,6 +56,7 @@ export function validBases(secret: string): Record<MethodName, Array<Record<stri
     'account/rateLimits/read': [{ supportsLunaReserve: true, excludeResetCreditDetails: false }],
     'account/read': [{ refreshToken: false }],
     getAuthStatus: [{ includeToken: true, refreshToken: false }],
+    'account/state/read': [{}],
   };
 }
 

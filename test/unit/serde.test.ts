@@ -57,13 +57,13 @@ describe('serde wording of values and variants', () => {
 describe('unknown methods', () => {
   it('lists the implemented methods in the reference order', () => {
     expect(unknownMethodMessage('x/y')).toBe(
-      'Invalid request: unknown variant `x/y`, expected one of `initialize`, `account/login/start`, `account/login/cancel`, `account/login/complete`, `account/logout`, `account/rateLimits/read`, `account/read`, `getAuthStatus`',
+      'Invalid request: unknown variant `x/y`, expected one of `initialize`, `account/login/start`, `account/login/cancel`, `account/login/complete`, `account/logout`, `account/rateLimits/read`, `account/read`, `getAuthStatus`, `account/state/read`',
     );
   });
 
-  it('requires params for every method but account/logout and account/rateLimits/read', () => {
+  it('requires params for every method but account/logout, account/rateLimits/read and account/state/read', () => {
     const optional = Object.entries(METHODS).filter(([, spec]) => spec.params === 'optional').map(([name]) => name);
-    expect(optional).toEqual(['account/logout', 'account/rateLimits/read']);
+    expect(optional).toEqual(['account/logout', 'account/rateLimits/read', 'account/state/read']);
   });
 });
 
