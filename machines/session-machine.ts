@@ -10,6 +10,7 @@ import type {
   TokenClaims,
   WorkspaceRouting,
 } from './account-types.js';
+import type { SurfaceCall } from './account-surface.js';
 import { notProvided } from './not-provided.js';
 import type { Secret } from './secret.js';
 import { HOST_REFRESH_TEXT, workspaceRestrictionMessage } from './wording.js';
@@ -73,7 +74,10 @@ export interface RefreshTokensInput {
 }
 
 /** A backend call a request asked for (the result is already in wire shape). */
-export type BackendCall = { kind: 'rateLimits'; params: { supportsLunaReserve?: boolean; excludeResetCreditDetails?: boolean } };
+export type BackendCall =
+  | { kind: 'rateLimits'; params: { supportsLunaReserve?: boolean; excludeResetCreditDetails?: boolean } }
+  // usage, security setup, workspace messages, reset credit, nudge (SPEC-account-surface §13–§17)
+  | SurfaceCall;
 
 export interface BackendJob {
   requestId: string;

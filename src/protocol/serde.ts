@@ -79,6 +79,12 @@ function render(issue: z.core.$ZodIssue, quote = true): string {
  * wrong value it meets, and reports missing fields only once the rest was fine.
  */
 export function serdeMessage(error: z.core.$ZodError, { quoteStrings = true } = {}): string {
-  const issue = error.issues.find((i) => !isMissing(i)) ?? error.issues[0];
+  const issue = serdeIssue(error);
   return issue ? render(issue, quoteStrings) : 'invalid params';
+}
+
+/** The issue `serdeMessage` words (a caller may want its `path`); `missing` if it is a missing field. */
+export function serdeIssue(error: z.core.$ZodError): (z.core.$ZodIssue & { missing: boolean }) | undefined {
+  const issue = error.issues.find((i) => !isMissing(i)) ?? error.issues[0];
+  return issue && { ...issue, missing: isMissing(issue) };
 }
