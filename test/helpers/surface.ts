@@ -17,6 +17,8 @@ export interface SurfaceStart {
   baseUrl?: (backend: FakeBackend) => string;
   /** Extra config.toml lines. */
   config?: string;
+  /** auth.json to start with instead of the mode's (e.g. a stored login missing an id). */
+  auth?: object;
 }
 
 export interface Surface {
@@ -70,6 +72,7 @@ export function useSurface() {
         last_refresh: new Date().toISOString(),
       };
     }
+    if (options.auth) auth = options.auth;
     const baseUrl = options.baseUrl?.(backend) ?? backend.baseUrl;
     const s = ServerProcess.start({
       config: `chatgpt_base_url = "${baseUrl}"\n${options.config ?? ''}`,
