@@ -116,6 +116,13 @@ describe('account/usage/read account-wide decode errors (§13.1)', () => {
   });
 });
 
+/** auth.json of a managed login whose id token carries only `auth` (account and user claims as given). */
+const storedWithIdClaims = (auth: Record<string, string>) => ({
+  auth_mode: 'chatgpt',
+  tokens: { id_token: makeJwt({ 'https://api.openai.com/auth': auth }), access_token: chatgptJwt({ accountId: 'ws-1' }), refresh_token: 'rt', account_id: 'ws-1' },
+  last_refresh: null,
+});
+
 describe('account/securitySetup/read never fails (§14)', () => {
   const start = useSurface();
 
@@ -141,27 +148,13 @@ describe('account/securitySetup/read never fails (§14)', () => {
   });
 
   it('asks nothing when the stored login names no user', async () => {
-    const x = await start({
-      mode: 'stored',
-      auth: {
-        auth_mode: 'chatgpt',
-        tokens: { id_token: makeJwt({ 'https://api.openai.com/auth': { chatgpt_account_id: 'ws-1' } }), access_token: chatgptJwt({ accountId: 'ws-1' }), refresh_token: 'rt', account_id: 'ws-1' },
-        last_refresh: null,
-      },
-    });
+    const x = await start({ mode: 'stored', auth: storedWithIdClaims({ chatgpt_account_id: 'ws-1' }) });
     expect((await x.s.request('account/securitySetup/read')).result).toEqual({ notice: null });
     expect(x.calls('security-setup')).toHaveLength(0);
   });
 
   it('takes the user id from the id token claim user_id when chatgpt_user_id is absent (§20)', async () => {
-    const x = await start({
-      mode: 'stored',
-      auth: {
-        auth_mode: 'chatgpt',
-        tokens: { id_token: makeJwt({ 'https://api.openai.com/auth': { chatgpt_account_id: 'ws-1', user_id: 'user-legacy' } }), access_token: chatgptJwt({ accountId: 'ws-1' }), refresh_token: 'rt', account_id: 'ws-1' },
-        last_refresh: null,
-      },
-    });
+    const x = await start({ mode: 'stored', auth: storedWithIdClaims({ chatgpt_account_id: 'ws-1', user_id: 'user-legacy' }) });
     x.backend.on(wham('security-setup'), { json: { notice: { title: 't', description: 'd', action: { label: 'l', url: 'u' } } } });
     expect((await x.s.request('account/securitySetup/read')).result.notice).toMatchObject({ accountId: 'ws-1', userId: 'user-legacy' });
   });

@@ -263,29 +263,14 @@ describe.each(CASES)('$name', (c) => {
     else expect(response.error).toMatchObject({ code: -32603, message: expected(x), data: { reason: expect.any(String) } });
   };
 
-  it('refuses a logged-out server without calling the backend', async () => {
-    const x = await start({ mode: 'loggedOut' });
+  it.each([
+    ['a logged-out server', 'loggedOut', 'codex account authentication required', { reason: 'auth_required', recovery: 'login' }],
+    ['an API key', 'apiKey', 'chatgpt authentication required', { reason: 'chatgpt_auth_required', recovery: 'use_chatgpt_login' }],
+  ] as const)('refuses %s without calling the backend', async (_, mode, text, data) => {
+    const x = await start({ mode });
     const response = await call(x);
-    if (c.what) {
-      expect(response.error).toEqual({
-        code: -32600,
-        message: `codex account authentication required ${c.what}`,
-        data: { reason: 'auth_required', recovery: 'login' },
-      });
-    } else expect(response.result).toEqual(NO_NOTICE);
-    expect(x.calls(c.path)).toHaveLength(0);
-  });
-
-  it('refuses an API key without calling the backend', async () => {
-    const x = await start({ mode: 'apiKey' });
-    const response = await call(x);
-    if (c.what) {
-      expect(response.error).toEqual({
-        code: -32600,
-        message: `chatgpt authentication required ${c.what}`,
-        data: { reason: 'chatgpt_auth_required', recovery: 'use_chatgpt_login' },
-      });
-    } else expect(response.result).toEqual(NO_NOTICE);
+    if (c.what) expect(response.error).toEqual({ code: -32600, message: `${text} ${c.what}`, data });
+    else expect(response.result).toEqual(NO_NOTICE);
     expect(x.calls(c.path)).toHaveLength(0);
   });
 
