@@ -10,6 +10,7 @@ import type {
   TokenClaims,
   WorkspaceRouting,
 } from './account-types.js';
+import type { SurfaceCall } from './account-surface.js';
 import { notProvided } from './not-provided.js';
 import type { Secret } from './secret.js';
 import { HOST_REFRESH_TEXT, workspaceRestrictionMessage } from './wording.js';
@@ -73,7 +74,10 @@ export interface RefreshTokensInput {
 }
 
 /** A backend call a request asked for (the result is already in wire shape). */
-export type BackendCall = { kind: 'rateLimits'; params: { supportsLunaReserve?: boolean; excludeResetCreditDetails?: boolean } };
+export type BackendCall =
+  | { kind: 'rateLimits'; params: { supportsLunaReserve?: boolean; excludeResetCreditDetails?: boolean } }
+  // usage, security setup, workspace messages, reset credit, nudge (SPEC-account-surface §13–§17)
+  | SurfaceCall;
 
 export interface BackendJob {
   requestId: string;
@@ -109,10 +113,15 @@ export type SessionRequest =
   | { type: 'session.refresh'; reason: RefreshReason }
   | { type: 'session.call'; requestId: string; call: BackendCall };
 
-/** Done and error events of the spawned backend calls (one actor per call, `call-<requestId>`). */
+/**
+ * Done and error events of the spawned backend calls (one actor per call,
+ * `call.<requestId>`, retried as `call.<requestId>.retry`). The dot matters:
+ * XState matches `xstate.done.actor.call.*` token by token, and a descriptor
+ * such as `call-*` (a wildcard inside a token) matches nothing at all.
+ */
 type CallEvent =
-  | { type: `xstate.done.actor.call-${string}`; output: BackendCallOutput }
-  | { type: `xstate.error.actor.call-${string}`; error: unknown };
+  | { type: `xstate.done.actor.call.${string}`; output: BackendCallOutput }
+  | { type: `xstate.error.actor.call.${string}`; error: unknown };
 
 /** The default host deadline (SPEC §9.3); the host may set another in `initialize`. */
 export const DEFAULT_HOST_REFRESH_TIMEOUT_MS = 10_000;
@@ -141,8 +150,6 @@ export const sessionMachine = setup({
     isRefreshedWorkspaceAllowed: ({ context }, output: HostRefreshOutput) => isWorkspaceAllowed(context.policy, output.accountId),
     /** Managed mode redeems the stored refresh token; host tokens can only be refreshed by the host. */
     canRefresh: ({ context }) => context.mode === 'external' || context.stored !== null,
-    /** A done or error event of a spawned backend call (`call-<requestId>`), not of an invoked effect. */
-    isBackendCall: ({ event }) => /^xstate\.(done|error)\.actor\.call-/.test(event.type),
   },
   delays: {
     hostRefreshTimeout: ({ context }) => context.hostRefreshTimeoutMs,
@@ -161,7 +168,7 @@ export const sessionMachine = setup({
     }),
     startCall: enqueueActions(({ context, enqueue }, job: BackendJob) => {
       enqueue.spawnChild('backendCall', {
-        id: `call-${job.requestId}`,
+        id: `call.${job.requestId}`,
         input: { ...job, accessToken: context.accessToken, accountId: context.accountId, client: context.client },
       });
     }),
@@ -185,7 +192,7 @@ export const sessionMachine = setup({
     retryParked: enqueueActions(({ context, enqueue }) => {
       for (const job of context.parked) {
         enqueue.spawnChild('backendCall', {
-          id: `call-${job.requestId}-retry`,
+          id: `call.${job.requestId}.retry`,
           input: { ...job, accessToken: context.accessToken, accountId: context.accountId, client: context.client },
         });
       }
@@ -228,17 +235,14 @@ export const sessionMachine = setup({
         params: ({ event }) => ({ requestId: event.requestId, call: event.call, retried: false }),
       },
     },
-    // XState matches a wildcard only as a whole last token (`a.*`), so `call-*` would never match:
-    // every done/error event is seen here and the guard picks the calls' own.
-    'xstate.done.actor.*': {
-      guard: 'isBackendCall',
+    // XState matches a wildcard only as a whole last token (`call.*`): spawned calls are named `call.<requestId>`.
+    'xstate.done.actor.call.*': {
       actions: { type: 'settleCall', params: ({ event }) => (event as Extract<CallEvent, { output: unknown }>).output },
     },
-    'xstate.error.actor.*': {
-      guard: 'isBackendCall',
+    'xstate.error.actor.call.*': {
       actions: {
         type: 'failCall',
-        params: ({ event }) => event.type.replace(/^xstate\.error\.actor\.call-/, '').replace(/-retry$/, ''),
+        params: ({ event }) => event.type.replace(/^xstate\.error\.actor\.call\./, '').replace(/\.retry$/, ''),
       },
     },
   },

@@ -31,7 +31,7 @@ newline-delimited JSON on stdin/stdout. Logs go to stderr.
 
 Environment: CODEX_HOME, CODEX_APP_SERVER_LOGIN_ISSUER, CODEX_REFRESH_TOKEN_URL_OVERRIDE,
 CODEX_REVOKE_TOKEN_URL_OVERRIDE, SSL_CERT_FILE, CODEX_ACCOUNT_SERVER_LOG (error|warn|info|debug),
-CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS,
+CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_BACKEND_DEADLINE_MS, CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS,
 CODEX_ACCOUNT_SERVER_LOGIN_PORTS, CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_INSPECT (1, or a ws:// relay).
 `;
 
@@ -156,6 +156,7 @@ function startOn({ input, output, env }: Streams, config: Config, log: Logger, s
     issuer: config.issuer,
     loginPorts: config.loginPorts,
     timeoutMs: config.httpTimeoutMs,
+    backendDeadlineMs: config.backendDeadlineMs,
     defaultUserAgent: `codex-account-server/${SERVER_VERSION}`,
     log,
     ...(config.credentialsStore === 'ephemeral' ? {} : { watchDir: config.codexHome }),
@@ -166,7 +167,7 @@ function startOn({ input, output, env }: Streams, config: Config, log: Logger, s
     output,
     machine: accountMachine,
     effects: (ports) => createActors(deps, ports),
-    machineInput: { policy: config.policy, loginTimeoutMs: config.loginTimeoutMs },
+    machineInput: { policy: config.policy, loginTimeoutMs: config.loginTimeoutMs, modelProviders: config.modelProviders },
     codexHome: config.codexHome,
     platform: once<PlatformInfo>(detectPlatform),
     env,

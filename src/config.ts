@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import * as z from 'zod/mini';
-import type { Policy } from '../machines/account-types.js';
+import type { ModelProviders, Policy } from '../machines/account-types.js';
 import { parseLogLevel, type LogLevel } from './log.js';
 import { expecting, serdeMessage, str } from './protocol/serde.js';
 
@@ -38,6 +38,13 @@ export interface Config {
   loginTimeoutMs: number;
   /** Deadline for each OS keyring (Secret Service) call. */
   keyringTimeoutMs: number;
+  /**
+   * `CODEX_ACCOUNT_SERVER_BACKEND_DEADLINE_MS`: replaces every per-method deadline of the
+   * account surface (SPEC-account-surface §12.4: 1 s to 60 s); `null` keeps the reference's.
+   */
+  backendDeadlineMs: number | null;
+  /** `model_provider` and `[model_providers.<id>]`, for the gateway-OAuth answers (§18). */
+  modelProviders: ModelProviders;
   logLevel: LogLevel;
   warning: ConfigWarning | null;
 }
@@ -55,7 +62,25 @@ export const ConfigTomlSchema = z.object({
   cli_auth_credentials_store: z.optional(
     z.enum(['file', 'keyring', 'auto', 'ephemeral'], expecting('enum AuthCredentialsStoreMode')),
   ),
+  // Read only as far as the gateway-OAuth answers need (SPEC-account-surface §18); other
+  // provider keys are model-provider business, out of this server's scope.
+  model_provider: z.optional(str()),
+  model_providers: z.optional(
+    z.record(z.string(), z.looseObject({ name: z.optional(str()), gateway_oauth: z.optional(z.unknown()) }), expecting('a map')),
+  ),
 });
+
+/** The providers config.toml names: `openai` unless `model_provider` says otherwise. */
+function modelProvidersOf(values: ConfigToml): ModelProviders {
+  return {
+    selected: values.model_provider ?? 'openai',
+    configured: Object.entries(values.model_providers ?? {}).map(([id, p]) => ({
+      id,
+      name: p.name ?? id,
+      gatewayOAuth: p.gateway_oauth !== undefined,
+    })),
+  };
+}
 export type ConfigToml = z.infer<typeof ConfigTomlSchema>;
 
 /** Where a top-level `key = value` sits in the file, for the warning's range. */
@@ -194,6 +219,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     loginTimeoutMs: positiveInt(env.CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS, 600_000),
     // Generous: on a desktop a locked collection shows an unlock prompt the user has to answer.
     keyringTimeoutMs: positiveInt(env.CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS, 30_000),
+    backendDeadlineMs: env.CODEX_ACCOUNT_SERVER_BACKEND_DEADLINE_MS ? positiveInt(env.CODEX_ACCOUNT_SERVER_BACKEND_DEADLINE_MS, 0) || null : null,
+    modelProviders: modelProvidersOf(values),
     logLevel: parseLogLevel(env.CODEX_ACCOUNT_SERVER_LOG),
     warning,
   });

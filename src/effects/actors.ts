@@ -17,6 +17,7 @@ import {
 import { toFailure } from '../../machines/account-guards.js';
 import { backendRequest } from './backend.js';
 import { readRateLimits } from './rate-limits.js';
+import type { BackendSend } from './account-surface.js';
 import { HOST_REFRESH_TEXT } from '../../machines/wording.js';
 import type { Logger } from '../log.js';
 import { HostRequestError, type HostPort } from '../rpc/host.js';
@@ -39,6 +40,8 @@ export interface Deps extends HttpDeps {
   log: Logger;
   /** Where `auth.json` lives, to notice other processes' changes; absent: nothing is watched. */
   watchDir?: string;
+  /** Replaces the account surface's per-method deadlines (SPEC-account-surface §12.4) when set. */
+  backendDeadlineMs?: number | null;
 }
 
 /**
@@ -166,14 +169,21 @@ async function callBackend(deps: Deps, input: BackendCallInput, signal: AbortSig
   const credentials = { accessToken: input.accessToken, accountId: input.accountId };
   const send = (path: string, headers: Record<string, string>, s: AbortSignal) =>
     backendRequest(deps, credentials, input.client, path, { headers, signal: s });
+  const options = { chatgptBaseUrl: deps.chatgptBaseUrl, timeoutMs: deps.timeoutMs, signal, secrets: [input.accessToken.reveal()], log: deps.log };
   try {
-    const result = await readRateLimits(send, input.call.params, {
-      chatgptBaseUrl: deps.chatgptBaseUrl,
-      timeoutMs: deps.timeoutMs,
-      signal,
-      secrets: [input.accessToken.reveal()],
-      log: deps.log,
-    });
+    let result: unknown;
+    switch (input.call.kind) {
+      case 'rateLimits':
+        result = await readRateLimits(send, input.call.params, options);
+        break;
+      default: {
+        // The account surface (SPEC-account-surface §13–§17), loaded on first use; each call carries its own deadline.
+        const { callSurface } = await import('./account-surface.js');
+        const sendSurface: BackendSend = (path, { timeoutMs, ...init }) =>
+          backendRequest({ ...deps, timeoutMs }, credentials, input.client, path, init);
+        result = await callSurface(sendSurface, input.call, { ...options, deadlineMs: deps.backendDeadlineMs ?? null });
+      }
+    }
     return { job, status: 'ok', result };
   } catch (error) {
     const failure = toFailure(error, 'backendFailed');

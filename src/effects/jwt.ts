@@ -21,7 +21,8 @@ export function readClaims(token: string): TokenClaims | null {
   const inner = typeof auth === 'object' && auth !== null ? (auth as Record<string, unknown>) : {};
   return {
     email: stringOrNull(payload.email),
-    userId: stringOrNull(inner.chatgpt_user_id),
+    // `user_id` when `chatgpt_user_id` is absent (SPEC-account-surface §20).
+    userId: stringOrNull(inner.chatgpt_user_id) ?? stringOrNull(inner.user_id),
     accountId: stringOrNull(inner.chatgpt_account_id),
     planType: stringOrNull(inner.chatgpt_plan_type),
   };

