@@ -109,10 +109,15 @@ export type SessionRequest =
   | { type: 'session.refresh'; reason: RefreshReason }
   | { type: 'session.call'; requestId: string; call: BackendCall };
 
-/** Done and error events of the spawned backend calls (one actor per call, `call-<requestId>`). */
+/**
+ * Done and error events of the spawned backend calls (one actor per call,
+ * `call.<requestId>`, retried as `call.<requestId>.retry`). The dot matters:
+ * XState matches `xstate.done.actor.call.*` token by token, and a descriptor
+ * such as `call-*` (a wildcard inside a token) matches nothing at all.
+ */
 type CallEvent =
-  | { type: `xstate.done.actor.call-${string}`; output: BackendCallOutput }
-  | { type: `xstate.error.actor.call-${string}`; error: unknown };
+  | { type: `xstate.done.actor.call.${string}`; output: BackendCallOutput }
+  | { type: `xstate.error.actor.call.${string}`; error: unknown };
 
 /** The default host deadline (SPEC §9.3); the host may set another in `initialize`. */
 export const DEFAULT_HOST_REFRESH_TIMEOUT_MS = 10_000;
@@ -152,7 +157,7 @@ export const sessionMachine = setup({
     reportRefreshFailed: sendParent((_, failure: AuthFailure) => report({ type: 'session.refreshFailed', failure })),
     startCall: enqueueActions(({ context, enqueue }, job: BackendJob) => {
       enqueue.spawnChild('backendCall', {
-        id: `call-${job.requestId}`,
+        id: `call.${job.requestId}`,
         input: { ...job, accessToken: context.accessToken, accountId: context.accountId, client: context.client },
       });
     }),
@@ -176,7 +181,7 @@ export const sessionMachine = setup({
     retryParked: enqueueActions(({ context, enqueue }) => {
       for (const job of context.parked) {
         enqueue.spawnChild('backendCall', {
-          id: `call-${job.requestId}-retry`,
+          id: `call.${job.requestId}.retry`,
           input: { ...job, accessToken: context.accessToken, accountId: context.accountId, client: context.client },
         });
       }
@@ -219,13 +224,13 @@ export const sessionMachine = setup({
         params: ({ event }) => ({ requestId: event.requestId, call: event.call, retried: false }),
       },
     },
-    'xstate.done.actor.call-*': {
+    'xstate.done.actor.call.*': {
       actions: { type: 'settleCall', params: ({ event }) => (event as Extract<CallEvent, { output: unknown }>).output },
     },
-    'xstate.error.actor.call-*': {
+    'xstate.error.actor.call.*': {
       actions: {
         type: 'failCall',
-        params: ({ event }) => event.type.replace(/^xstate\.error\.actor\.call-/, '').replace(/-retry$/, ''),
+        params: ({ event }) => event.type.replace(/^xstate\.error\.actor\.call\./, '').replace(/\.retry$/, ''),
       },
     },
   },
