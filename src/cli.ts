@@ -7,7 +7,7 @@ import { createAutoStore, createKeyringStore } from './effects/keyring-store.js'
 import { createFileStore, createMemoryStore } from './effects/storage.js';
 import { describedStore, type DescribedStore } from './effects/store-info.js';
 import { createCredentialStore } from './effects/store.js';
-import { withAuthLock } from './effects/lock.js';
+import { credentialTransactionLock, withAuthLock } from './effects/lock.js';
 import { createLogger, type Logger } from './log.js';
 import { describeThrown } from './rpc/ndjson.js';
 import type { InspectSink } from './inspect/types.js';
@@ -109,7 +109,13 @@ function serve(config: Config, log: Logger, sink?: InspectSink): void {
   // `backend.describe()` says which store is in use and why (for `account/state/read`).
   const backend = createStore(config, log);
   const deps = {
-    store: createCredentialStore(backend),
+    // Each credential transaction (reload, decide, write: a refresh above all) holds Codex's auth.lock
+    // across processes (SPEC §8.1), so a rotated refresh token is never redeemed twice. Memory-only
+    // credentials are nobody else's business.
+    store: createCredentialStore(
+      backend,
+      config.credentialsStore === 'ephemeral' ? undefined : credentialTransactionLock(config.codexHome),
+    ),
     fetch: createFetch(process.env, log),
     chatgptBaseUrl: config.chatgptBaseUrl,
     revokeTokenUrl: config.revokeTokenUrl,
