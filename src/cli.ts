@@ -26,7 +26,8 @@ newline-delimited JSON on stdin/stdout. Logs go to stderr.
 Environment: CODEX_HOME, CODEX_APP_SERVER_LOGIN_ISSUER, CODEX_REFRESH_TOKEN_URL_OVERRIDE,
 CODEX_REVOKE_TOKEN_URL_OVERRIDE, SSL_CERT_FILE, CODEX_ACCOUNT_SERVER_LOG (error|warn|info|debug),
 CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS,
-CODEX_ACCOUNT_SERVER_LOGIN_PORTS, CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_INSPECT (1, or a ws:// relay).
+CODEX_ACCOUNT_SERVER_LOGIN_PORTS, CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_HOST_REFRESH_TIMEOUT_MS,
+CODEX_ACCOUNT_SERVER_INSPECT (1, or a ws:// relay).
 `;
 
 /**
@@ -132,7 +133,7 @@ function serve(config: Config, log: Logger, sink?: InspectSink): void {
     output: process.stdout,
     machine: accountMachine,
     effects: (ports) => createActors(deps, ports),
-    machineInput: { policy: config.policy, loginTimeoutMs: config.loginTimeoutMs },
+    machineInput: { policy: config.policy, loginTimeoutMs: config.loginTimeoutMs, hostRefreshTimeoutMs: config.hostRefreshTimeoutMs },
     codexHome: config.codexHome,
     platform: once<PlatformInfo>(detectPlatform),
     env: process.env,

@@ -95,6 +95,8 @@ export function startServer(options: ServerOptions): RunningServer {
 
   let session: Session | null = null;
   let client: ClientIdentity | null = null;
+  /** `capabilities.chatgptAuthTokensRefreshTimeoutMs`, if the host set it. */
+  let hostRefreshTimeoutMs: number | undefined;
   let open = 0;
   let nextSeq = 0;
 
@@ -172,7 +174,7 @@ export function startServer(options: ServerOptions): RunningServer {
         log.error(() => `account actor failed, restarting it: ${describeThrown(error)}`);
         failOwed(() => true, 'was owed by the failed actor');
         actor = startActor();
-        if (client) actor.send({ type: 'client.identify', client });
+        if (client) actor.send({ type: 'client.identify', client, hostRefreshTimeoutMs });
       },
     });
     next.start();
@@ -194,7 +196,8 @@ export function startServer(options: ServerOptions): RunningServer {
       experimentalApi: capabilities.experimentalApi ?? false,
     };
     client = { originator: params.clientInfo.name, userAgent };
-    actor.send({ type: 'client.identify', client });
+    hostRefreshTimeoutMs = capabilities.chatgptAuthTokensRefreshTimeoutMs ?? undefined;
+    actor.send({ type: 'client.identify', client, hostRefreshTimeoutMs });
     return {
       userAgent,
       codexHome: options.codexHome,
