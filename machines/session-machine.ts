@@ -105,6 +105,8 @@ interface SessionContext extends SessionInput {
 }
 
 export type SessionRequest =
+  /** The host named itself (`initialize`) after the session started: later calls use it. */
+  | { type: 'session.identify'; client: ClientIdentity; hostRefreshTimeoutMs: number }
   | { type: 'session.discover' }
   | { type: 'session.refresh'; reason: RefreshReason }
   | { type: 'session.call'; requestId: string; call: BackendCall };
@@ -217,6 +219,9 @@ export const sessionMachine = setup({
   }),
   initial: 'starting',
   on: {
+    'session.identify': {
+      actions: assign(({ event }) => ({ client: event.client, hostRefreshTimeoutMs: event.hostRefreshTimeoutMs })),
+    },
     // Backend calls run side by side in any state; a 401 parks them for the one refresh.
     'session.call': {
       actions: {
