@@ -80,6 +80,11 @@ export interface BackendJob {
   call: BackendCall;
   /** A job retried once after a refresh is not retried again: a second 401 fails it. */
   retried: boolean;
+  /**
+   * Which credentials the call was sent with (`credentialsVersion` when it started). A 401
+   * for credentials a refresh has already replaced needs no refresh: the call is resent.
+   */
+  credentialsVersion?: number;
 }
 
 export interface BackendCallInput extends BackendJob {
@@ -95,6 +100,8 @@ export type BackendCallOutput =
 interface SessionContext extends SessionInput {
   /** Calls that answered 401, waiting for the refresh to retry them. */
   parked: BackendJob[];
+  /** Counts credential changes (each successful refresh), so a late 401 can tell it is stale. */
+  credentialsVersion: number;
   refreshReason: RefreshReason;
   /** Discovery itself answered 401 once already: a second 401 fails it instead of looping. */
   discoveryRecovered: boolean;
@@ -112,8 +119,8 @@ export type SessionRequest =
   | { type: 'session.call'; requestId: string; call: BackendCall };
 
 /**
- * Done and error events of the spawned backend calls (one actor per call,
- * `call.<requestId>`, retried as `call.<requestId>.retry`). The dot matters:
+ * Done and error events of the spawned backend calls (one actor per call and
+ * credentials, `call.<requestId>.<credentialsVersion>`). The dots matter:
  * XState matches `xstate.done.actor.call.*` token by token, and a descriptor
  * such as `call-*` (a wildcard inside a token) matches nothing at all.
  */
@@ -125,6 +132,15 @@ type CallEvent =
 export const DEFAULT_HOST_REFRESH_TIMEOUT_MS = 10_000;
 
 const report = (event: SessionEvent) => event;
+
+/** The backend-call actor for `job` with the session's current credentials. */
+function callOf(context: SessionContext, job: BackendJob) {
+  const credentialsVersion = context.credentialsVersion;
+  return {
+    id: `call.${job.requestId}.${credentialsVersion}`,
+    input: { ...job, credentialsVersion, accessToken: context.accessToken, accountId: context.accountId, client: context.client },
+  };
+}
 
 export const sessionMachine = setup({
   types: {
@@ -158,14 +174,19 @@ export const sessionMachine = setup({
     reportRefreshed: sendParent((_, tokens: RefreshedTokens) => report({ type: 'session.refreshed', tokens })),
     reportRefreshFailed: sendParent((_, failure: AuthFailure) => report({ type: 'session.refreshFailed', failure })),
     startCall: enqueueActions(({ context, enqueue }, job: BackendJob) => {
-      enqueue.spawnChild('backendCall', {
-        id: `call.${job.requestId}`,
-        input: { ...job, accessToken: context.accessToken, accountId: context.accountId, client: context.client },
-      });
+      enqueue.spawnChild('backendCall', callOf(context, job));
     }),
-    /** A call finished: answered (ok or failed), or parked for the refresh when it hit its first 401. */
+    /**
+     * A call finished: answered (ok or failed), resent at once when its 401 was for credentials
+     * a refresh has replaced since, or parked for the refresh when it hit its first 401.
+     */
     settleCall: enqueueActions(({ context, enqueue }, output: BackendCallOutput) => {
       const { requestId } = output.job;
+      const sentWith = output.job.credentialsVersion;
+      if (output.status === 'unauthorized' && sentWith !== undefined && sentWith < context.credentialsVersion) {
+        enqueue.spawnChild('backendCall', callOf(context, output.job));
+        return;
+      }
       if (output.status === 'unauthorized' && !output.job.retried) {
         enqueue.assign({ parked: [...context.parked, { ...output.job, retried: true }] });
         return;
@@ -181,12 +202,7 @@ export const sessionMachine = setup({
       report({ type: 'session.answered', requestId, ok: false, failure: { kind: 'internal' } }),
     ),
     retryParked: enqueueActions(({ context, enqueue }) => {
-      for (const job of context.parked) {
-        enqueue.spawnChild('backendCall', {
-          id: `call.${job.requestId}.retry`,
-          input: { ...job, accessToken: context.accessToken, accountId: context.accountId, client: context.client },
-        });
-      }
+      for (const job of context.parked) enqueue.spawnChild('backendCall', callOf(context, job));
       enqueue.assign({ parked: [] });
     }),
     failParked: enqueueActions(({ context, enqueue }, failure: AuthFailure) => {
@@ -195,16 +211,18 @@ export const sessionMachine = setup({
       }
       enqueue.assign({ parked: [] });
     }),
-    useManagedTokens: assign((_, stored: StoredChatgpt) => ({
+    useManagedTokens: assign(({ context }, stored: StoredChatgpt) => ({
       stored,
       accessToken: stored.accessToken,
       accountId: stored.accountId,
       rediscover: true,
+      credentialsVersion: context.credentialsVersion + 1,
     })),
-    useHostTokens: assign((_, output: HostRefreshOutput) => ({
+    useHostTokens: assign(({ context }, output: HostRefreshOutput) => ({
       accessToken: output.accessToken,
       accountId: output.accountId,
       rediscover: true,
+      credentialsVersion: context.credentialsVersion + 1,
     })),
   },
 }).createMachine({
@@ -212,6 +230,7 @@ export const sessionMachine = setup({
   context: ({ input }) => ({
     ...input,
     parked: [],
+    credentialsVersion: 0,
     refreshReason: 'unauthorized_recovery',
     discoveryRecovered: false,
     rediscover: false,
@@ -235,7 +254,7 @@ export const sessionMachine = setup({
     'xstate.error.actor.call.*': {
       actions: {
         type: 'failCall',
-        params: ({ event }) => event.type.replace(/^xstate\.error\.actor\.call\./, '').replace(/\.retry$/, ''),
+        params: ({ event }) => event.type.replace(/^xstate\.error\.actor\.call\./, '').replace(/\.\d+$/, ''),
       },
     },
   },
