@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates } from 'node:tls';
 import type { Logger } from '../log.js';
 
 /**
@@ -21,7 +21,10 @@ export function createFetch(env: NodeJS.ProcessEnv, log: Logger): typeof fetch {
       return (input, init) => fetch(input, init);
     }
     const undici = await import('undici');
-    const dispatcher = new undici.Agent({ connect: { ca: [...rootCertificates, extra] } });
+    // One secure context for every connection: given as `ca`, the ~150 roots were parsed again
+    // for each TLS handshake (tens of ms each; 20 parallel reads waited seconds for connections).
+    const secureContext = createSecureContext({ ca: [...rootCertificates, extra] });
+    const dispatcher = new undici.Agent({ connect: { secureContext } });
     return ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
       undici.fetch(input as never, { ...(init as object), dispatcher } as never)) as unknown as typeof fetch;
   };
