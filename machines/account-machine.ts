@@ -378,7 +378,24 @@ export const accountMachine = setup({
   type: 'parallel',
   invoke: { id: 'watch', src: 'watchCredentials' },
   on: {
-    'client.identify': { actions: 'identifyClient' },
+    'client.identify': [
+      {
+        // A session started from stored credentials before `initialize` learns who the client is.
+        guard: stateIn({ credentials: 'chatgptSession' }),
+        actions: [
+          'identifyClient',
+          sendTo('session', ({ context, event }) => {
+            assertEvent(event, 'client.identify');
+            return {
+              type: 'session.identify' as const,
+              client: event.client,
+              hostRefreshTimeoutMs: event.hostRefreshTimeoutMs ?? context.hostRefreshTimeoutMs,
+            };
+          }),
+        ],
+      },
+      { actions: 'identifyClient' },
+    ],
     'authStatus.read': [{ guard: 'isLoading', actions: 'defer' }, { actions: 'replyAuthStatus' }],
     'account.read': [
       { guard: 'isLoading', actions: 'defer' },

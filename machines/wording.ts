@@ -183,7 +183,9 @@ export function loginFailedMessage(failure: AuthFailure): string {
 export const HOST_REFRESH_TEXT = {
   failed: (code: number) => `auth refresh request failed: code=${code}`,
   invalid: HOST_REFRESH_TEXT_INVALID,
-  timedOut: (timeoutMs: number) => `auth refresh request timed out after ${Math.round(timeoutMs / 1000)}s`,
+  // Whole seconds as the reference prints them (`10s`); a shorter deadline a host set in ms (`300ms`).
+  timedOut: (timeoutMs: number) =>
+    `auth refresh request timed out after ${timeoutMs % 1000 === 0 ? `${timeoutMs / 1000}s` : `${timeoutMs}ms`}`,
 } as const;
 
 /** Texts of `account/login/completed.error` (SPEC §3.2, §3.3, §6.1; the unconfirmed ones: docs/chatgpt-login.md). */

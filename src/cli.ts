@@ -8,7 +8,7 @@ import { createAutoStore, createKeyringStore } from './effects/keyring-store.js'
 import { createFileStore, createMemoryStore } from './effects/storage.js';
 import { describedStore, type DescribedStore } from './effects/store-info.js';
 import { createCredentialStore } from './effects/store.js';
-import { withAuthLock } from './effects/lock.js';
+import { credentialTransactionLock, withAuthLock } from './effects/lock.js';
 import { createLogger, type Logger } from './log.js';
 import { describeThrown } from './rpc/ndjson.js';
 import type { InspectSink } from './inspect/types.js';
@@ -32,7 +32,8 @@ newline-delimited JSON on stdin/stdout. Logs go to stderr.
 Environment: CODEX_HOME, CODEX_APP_SERVER_LOGIN_ISSUER, CODEX_REFRESH_TOKEN_URL_OVERRIDE,
 CODEX_REVOKE_TOKEN_URL_OVERRIDE, SSL_CERT_FILE, CODEX_ACCOUNT_SERVER_LOG (error|warn|info|debug),
 CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_BACKEND_DEADLINE_MS, CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS,
-CODEX_ACCOUNT_SERVER_LOGIN_PORTS, CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_INSPECT (1, or a ws:// relay).
+CODEX_ACCOUNT_SERVER_LOGIN_PORTS, CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_HOST_REFRESH_TIMEOUT_MS,
+CODEX_ACCOUNT_SERVER_INSPECT (1, or a ws:// relay).
 `;
 
 /**
@@ -148,7 +149,13 @@ function startOn({ input, output, env }: Streams, config: Config, log: Logger, s
   // `backend.describe()` says which store is in use and why (for `account/state/read`).
   const backend = createStore(config, log);
   const deps = {
-    store: createCredentialStore(backend),
+    // Each credential transaction (reload, decide, write: a refresh above all) holds Codex's auth.lock
+    // across processes (SPEC §8.1), so a rotated refresh token is never redeemed twice. Memory-only
+    // credentials are nobody else's business.
+    store: createCredentialStore(
+      backend,
+      config.credentialsStore === 'ephemeral' ? undefined : credentialTransactionLock(config.codexHome),
+    ),
     fetch: createFetch(env, log),
     chatgptBaseUrl: config.chatgptBaseUrl,
     revokeTokenUrl: config.revokeTokenUrl,

@@ -5,6 +5,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import * as z from 'zod/mini';
 import type { ModelProviders, Policy } from '../machines/account-types.js';
 import { parseLogLevel, type LogLevel } from './log.js';
+import { HOST_REFRESH_TIMEOUT_RANGE } from './protocol/schemas.js';
 import { expecting, serdeMessage, str } from './protocol/serde.js';
 
 export type CredentialsStore = 'file' | 'keyring' | 'auto' | 'ephemeral';
@@ -36,6 +37,11 @@ export interface Config {
   loginPorts: readonly number[];
   /** How long a started ChatGPT login may wait for the user (`CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS`). */
   loginTimeoutMs: number;
+  /**
+   * How long to wait for the host's answer to `account/chatgptAuthTokens/refresh` unless
+   * `initialize` says otherwise (`CODEX_ACCOUNT_SERVER_HOST_REFRESH_TIMEOUT_MS`; default 10 s, as the reference).
+   */
+  hostRefreshTimeoutMs: number;
   /** Deadline for each OS keyring (Secret Service) call. */
   keyringTimeoutMs: number;
   /**
@@ -190,6 +196,12 @@ function positiveInt(value: string | undefined, fallback: number): number {
   return Number.isInteger(n) && n > 0 ? n : fallback;
 }
 
+/** An integer within `range`, else `fallback`. */
+function boundedInt(value: string | undefined, range: { min: number; max: number }, fallback: number): number {
+  const n = Number(value);
+  return value !== undefined && value !== '' && Number.isInteger(n) && n >= range.min && n <= range.max ? n : fallback;
+}
+
 /**
  * Builds the configuration from the environment (SPEC §4) and `config.toml`.
  * `OPENAI_API_KEY` is deliberately not read: it logs nobody in.
@@ -217,6 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     loginPorts: parseLoginPorts(env.CODEX_ACCOUNT_SERVER_LOGIN_PORTS),
     // The reference abandons a browser login after 10 minutes.
     loginTimeoutMs: positiveInt(env.CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS, 600_000),
+    hostRefreshTimeoutMs: boundedInt(env.CODEX_ACCOUNT_SERVER_HOST_REFRESH_TIMEOUT_MS, HOST_REFRESH_TIMEOUT_RANGE, 10_000),
     // Generous: on a desktop a locked collection shows an unlock prompt the user has to answer.
     keyringTimeoutMs: positiveInt(env.CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS, 30_000),
     backendDeadlineMs: env.CODEX_ACCOUNT_SERVER_BACKEND_DEADLINE_MS ? positiveInt(env.CODEX_ACCOUNT_SERVER_BACKEND_DEADLINE_MS, 0) || null : null,

@@ -165,7 +165,7 @@ async function askHostForTokens(host: HostPort, input: HostRefreshInput, signal:
  * refresh and retry), never thrown.
  */
 async function callBackend(deps: Deps, input: BackendCallInput, signal: AbortSignal): Promise<BackendCallOutput> {
-  const job = { requestId: input.requestId, call: input.call, retried: input.retried };
+  const job = { requestId: input.requestId, call: input.call, retried: input.retried, credentialsVersion: input.credentialsVersion };
   const credentials = { accessToken: input.accessToken, accountId: input.accountId };
   const send = (path: string, headers: Record<string, string>, s: AbortSignal) =>
     backendRequest(deps, credentials, input.client, path, { headers, signal: s });

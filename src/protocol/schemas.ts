@@ -15,12 +15,28 @@ export const ClientInfoSchema = struct('ClientInfo', {
   version: str(),
 });
 
+/** Bounds of `capabilities.chatgptAuthTokensRefreshTimeoutMs` (and its environment default), in ms. */
+export const HOST_REFRESH_TIMEOUT_RANGE = { min: 1, max: 600_000 } as const;
+
+const outOfRange = (issue: { input?: unknown }) =>
+  `invalid value: ${describeValue(issue.input)}, expected milliseconds from ${HOST_REFRESH_TIMEOUT_RANGE.min} to ${HOST_REFRESH_TIMEOUT_RANGE.max}`;
+
 export const InitializeCapabilitiesSchema = struct('InitializeCapabilities', {
   experimentalApi: z.optional(bool()),
   requestAttestation: z.optional(bool()),
   optOutNotificationMethods: nullable(z.array(str(), expecting('a sequence'))),
   /** Opt-in: send `account/state/changed` on every change of the statechart (docs/state-api.md). */
   stateNotifications: z.optional(bool()),
+  /**
+   * This server's own (issue 8): how long to wait for the host's answer to
+   * `account/chatgptAuthTokens/refresh`; the reference waits 10 s.
+   */
+  chatgptAuthTokensRefreshTimeoutMs: nullable(
+    z.int(expecting('u64')).check(
+      z.gte(HOST_REFRESH_TIMEOUT_RANGE.min, { error: outOfRange }),
+      z.lte(HOST_REFRESH_TIMEOUT_RANGE.max, { error: outOfRange }),
+    ),
+  ),
 });
 
 export const InitializeParamsSchema = struct('InitializeParams', {

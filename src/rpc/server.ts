@@ -100,6 +100,8 @@ export function startServer(options: ServerOptions): RunningServer {
 
   let session: Session | null = null;
   let client: ClientIdentity | null = null;
+  /** `capabilities.chatgptAuthTokensRefreshTimeoutMs`, if the host set it. */
+  let hostRefreshTimeoutMs: number | undefined;
   let open = 0;
   let nextSeq = 0;
 
@@ -177,7 +179,7 @@ export function startServer(options: ServerOptions): RunningServer {
         log.error(() => `account actor failed, restarting it: ${describeThrown(error)}`);
         failOwed(() => true, 'was owed by the failed actor');
         actor = startActor();
-        if (client) actor.send({ type: 'client.identify', client });
+        if (client) actor.send({ type: 'client.identify', client, hostRefreshTimeoutMs });
       },
     });
     next.start();
@@ -204,7 +206,8 @@ export function startServer(options: ServerOptions): RunningServer {
       stateApi.onChange((state) => notify(NOTIFICATIONS.accountStateChanged, state), session.experimentalApi);
     }
     client = { originator: params.clientInfo.name, userAgent };
-    actor.send({ type: 'client.identify', client });
+    hostRefreshTimeoutMs = capabilities.chatgptAuthTokensRefreshTimeoutMs ?? undefined;
+    actor.send({ type: 'client.identify', client, hostRefreshTimeoutMs });
     return {
       userAgent,
       codexHome: options.codexHome,
