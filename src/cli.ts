@@ -174,7 +174,12 @@ function startOn({ input, output, env }: Streams, config: Config, log: Logger, s
     output,
     machine: accountMachine,
     effects: (ports) => createActors(deps, ports),
-    machineInput: { policy: config.policy, loginTimeoutMs: config.loginTimeoutMs, modelProviders: config.modelProviders },
+    machineInput: {
+      policy: config.policy,
+      loginTimeoutMs: config.loginTimeoutMs,
+      hostRefreshTimeoutMs: config.hostRefreshTimeoutMs,
+      modelProviders: config.modelProviders,
+    },
     codexHome: config.codexHome,
     platform: once<PlatformInfo>(detectPlatform),
     env,
