@@ -95,6 +95,13 @@ export interface BackendCallInput extends BackendJob {
   accessToken: Secret;
   accountId: string | null;
   client: ClientIdentity | null;
+  /**
+   * Managed credentials' `last_refresh` (else `null`): the effect reports a
+   * first call whose credentials are due for a refresh (SPEC §8.1: 8 days, or
+   * an access token expiring within 5 minutes) as `unauthorized`, so the one
+   * refresh of the 401 loop runs before it, under the same lock.
+   */
+  managedLastRefresh?: string | null;
 }
 
 export type BackendCallOutput =
@@ -142,7 +149,14 @@ function callOf(context: SessionContext, job: BackendJob) {
   const credentialsVersion = context.credentialsVersion;
   return {
     id: `call.${job.requestId}.${credentialsVersion}`,
-    input: { ...job, credentialsVersion, accessToken: context.accessToken, accountId: context.accountId, client: context.client },
+    input: {
+      ...job,
+      credentialsVersion,
+      accessToken: context.accessToken,
+      accountId: context.accountId,
+      client: context.client,
+      ...(context.mode === 'managed' ? { managedLastRefresh: context.stored?.lastRefresh ?? null } : {}),
+    },
   };
 }
 

@@ -23,7 +23,7 @@ import type { Logger } from '../log.js';
 import { HostRequestError, type HostPort } from '../rpc/host.js';
 import { deadline, issuerHeaders, type HttpDeps } from './backend.js';
 import { discoverRouting } from './discovery.js';
-import { readClaims } from './jwt.js';
+import { isRefreshDue, readClaims } from './jwt.js';
 import { createLoginActors } from './login/actors.js';
 import { OAUTH_CLIENT_ID } from './login/client-id.js';
 import type { CredentialStore } from './store.js';
@@ -170,6 +170,11 @@ async function callBackend(deps: Deps, input: BackendCallInput, signal: AbortSig
   const send = (path: string, headers: Record<string, string>, s: AbortSignal) =>
     backendRequest(deps, credentials, input.client, path, { headers, signal: s });
   const options = { chatgptBaseUrl: deps.chatgptBaseUrl, timeoutMs: deps.timeoutMs, signal, secrets: [input.accessToken.reveal()], log: deps.log };
+  // Proactive refresh (SPEC §8.1): a first call with managed credentials that are due goes through the 401 loop's one refresh.
+  if (!input.retried && input.managedLastRefresh !== undefined && isRefreshDue(input.managedLastRefresh, input.accessToken.reveal(), Date.now())) {
+    deps.log.info('managed credentials are due for a refresh (last_refresh over 8 days, or the access token expires within 5 minutes)');
+    return { job, status: 'unauthorized', failure: { kind: 'backendUnauthorized', message: 'credentials due for a refresh' } };
+  }
   try {
     let result: unknown;
     switch (input.call.kind) {

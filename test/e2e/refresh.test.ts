@@ -272,6 +272,29 @@ describe('account/rateLimits/read (SPEC §10)', () => {
   });
 });
 
+describe('proactive refresh (SPEC §8.1)', () => {
+  it('refreshes before the call when last_refresh is over 8 days old, and calls with the new token only', async () => {
+    gateBackend();
+    const login = await storedLogin();
+    const old = { ...login.file, last_refresh: new Date(Date.now() - 9 * 24 * 3600_000).toISOString().replace('Z', '000000Z') };
+    const s = await env.start({ auth: JSON.stringify(old, null, 2) });
+    expect((await s.request('account/read', {})).result.account.type).toBe('chatgpt');
+    const response = await s.request('account/rateLimits/read', { excludeResetCreditDetails: true });
+    expect(response.result).toEqual(RATE_LIMITS);
+    expect(refreshGrants()).toHaveLength(1);
+    const rotated = readAuth(s);
+    expect(Date.now() - Date.parse(rotated.last_refresh)).toBeLessThan(60_000);
+    expect(env.backend.requestsTo(USAGE).map(bearer)).toEqual([rotated.tokens.access_token]);
+  });
+
+  it('does not refresh fresh credentials before a call', async () => {
+    gateBackend();
+    const { s } = await managedServer();
+    await s.request('account/rateLimits/read', { excludeResetCreditDetails: true });
+    expect(refreshGrants()).toEqual([]);
+  });
+});
+
 describe('the 401 loop with managed credentials (issue 8)', () => {
   it('refreshes once on a 401 (refresh_reason unauthorized_recovery) and retries with the new token', async () => {
     const stale = gateBackend();
