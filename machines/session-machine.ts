@@ -120,6 +120,8 @@ interface SessionContext extends SessionInput {
   rediscover: boolean;
   /** Why the last refresh failed (what the parked calls and the root are told). */
   lastFailure: AuthFailure | null;
+  /** A refresh asked for while discovery ran; it runs once discovery ends. */
+  refreshAfterDiscovery: RefreshReason | null;
 }
 
 export type SessionRequest =
@@ -260,6 +262,7 @@ export const sessionMachine = setup({
     discoveryRecovered: false,
     rediscover: false,
     lastFailure: null,
+    refreshAfterDiscovery: null,
   }),
   initial: 'starting',
   on: {
@@ -306,10 +309,24 @@ export const sessionMachine = setup({
         id: 'discover',
         src: 'discoverRouting',
         input: ({ context }) => ({ accessToken: context.accessToken, accountId: context.accountId, client: context.client }),
-        onDone: {
-          target: 'ready',
-          actions: [assign({ discoveryRecovered: false }), { type: 'reportRouted', params: ({ event }) => event.output }],
-        },
+        onDone: [
+          {
+            // A refresh asked for during the discovery (`account/read {refreshToken:true}`) runs now;
+            // the routing is reported after it, with the new tokens, so the read waits for both.
+            guard: ({ context }) => context.refreshAfterDiscovery !== null,
+            target: 'refreshing',
+            actions: assign(({ context }) => ({
+              discoveryRecovered: false,
+              rediscover: true,
+              refreshReason: context.refreshAfterDiscovery!,
+              refreshAfterDiscovery: null,
+            })),
+          },
+          {
+            target: 'ready',
+            actions: [assign({ discoveryRecovered: false }), { type: 'reportRouted', params: ({ event }) => event.output }],
+          },
+        ],
         onError: [
           {
             guard: { type: 'isRecoverableDiscoveryFailure', params: ({ event }) => toFailure(event.error) },
@@ -323,7 +340,7 @@ export const sessionMachine = setup({
         ],
       },
       on: {
-        'session.refresh': { actions: assign({ rediscover: true }) },
+        'session.refresh': { actions: assign({ refreshAfterDiscovery: ({ event }) => event.reason }) },
       },
     },
     /**
@@ -414,7 +431,8 @@ export const sessionMachine = setup({
         { type: 'failParked', params: ({ context }) => context.lastFailure! },
         { type: 'reportRefreshFailed', params: ({ context }) => context.lastFailure! },
         'reportDiscoveryAbandoned',
-        assign({ rediscover: false }),
+        // The next 401 from discovery may try a refresh again.
+        assign({ rediscover: false, discoveryRecovered: false, refreshAfterDiscovery: null }),
       ],
       always: 'ready',
     },

@@ -267,3 +267,19 @@ describe('refresh', () => {
     expect(s.calls.backend[0]?.accessToken).toBe('access-token-ws-1');
   });
 });
+
+describe('a refresh asked for during discovery', () => {
+  it('runs once discovery ends, and reports the routing only after it, with the new tokens', async () => {
+    const s = startSession({ mode: 'managed' });
+    s.hold('discover');
+    s.send({ type: 'session.discover' });
+    await s.settle();
+    expect(s.state()).toBe('discovering');
+    s.send({ type: 'session.refresh', reason: 'forced' });
+    s.release('discover');
+    await s.settle();
+    expect(s.calls.refresh).toEqual([{ reason: 'forced', refreshToken: 'refresh-token-ws-1' }]);
+    expect(s.calls.discover.map((c) => c.accessToken)).toEqual(['access-token-ws-1', 'access-token-ws-1-r1']);
+    expect(types(s.reports)).toEqual(['session.refreshed', 'session.routed']);
+  });
+});
