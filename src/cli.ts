@@ -167,6 +167,10 @@ function startOn({ input, output, env }: Streams, config: Config, log: Logger, s
     defaultUserAgent: `codex-account-server/${SERVER_VERSION}`,
     log,
     ...(config.credentialsStore === 'ephemeral' ? {} : { watchDir: config.codexHome }),
+    // Another process's keyring writes are only seen by looking (one helper call per look).
+    ...(config.credentialsStore === 'keyring' || config.credentialsStore === 'auto'
+      ? { pollMs: Number(env.CODEX_ACCOUNT_SERVER_KEYRING_POLL_MS) || 5_000 }
+      : {}),
   };
 
   return startServer({

@@ -40,6 +40,8 @@ export interface Deps extends HttpDeps {
   log: Logger;
   /** Where `auth.json` lives, to notice other processes' changes; absent: nothing is watched. */
   watchDir?: string;
+  /** The OS keyring cannot be watched: with a keyring store, its item is checked this often (ms). */
+  pollMs?: number;
   /** Replaces the account surface's per-method deadlines (SPEC-account-surface §12.4) when set. */
   backendDeadlineMs?: number | null;
 }
@@ -55,6 +57,7 @@ function watchCredentials(deps: Deps) {
     if (!dir) return () => {};
     let timer: NodeJS.Timeout | undefined;
     let watcher: FSWatcher | undefined;
+    let poll: NodeJS.Timeout | undefined;
     const check = async () => {
       try {
         const snapshot = await deps.store.changedElsewhere();
@@ -76,8 +79,13 @@ function watchCredentials(deps: Deps) {
       // No CODEX_HOME yet (nothing stored): changes by other processes are noticed after a restart.
       deps.log.info(`not watching ${dir} for other processes' sign-ins: ${(error as Error).name}`);
     }
+    if (deps.pollMs) {
+      poll = setInterval(() => void check(), deps.pollMs);
+      poll.unref();
+    }
     return () => {
       clearTimeout(timer);
+      clearInterval(poll);
       watcher?.close();
     };
   });

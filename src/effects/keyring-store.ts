@@ -204,6 +204,13 @@ export function createKeyringStore(options: KeyringStoreOptions): DescribedStore
   };
 
   return {
+    /** A digest of the item's secret: changes whenever any process rewrites or deletes the item. */
+    async version() {
+      const found = await client.get(keyringItemFor(codexHome));
+      if (found.secret === null) return found.notUtf8 ? 'not-utf8' : 'absent';
+      const { createHash } = createRequire(__filename)('node:crypto') as typeof import('node:crypto');
+      return createHash('sha256').update(found.secret).digest('hex');
+    },
     load: () => note(read(keyringItemFor(codexHome), 'failed to load CLI auth from keyring: ')),
     save: (auth) =>
       note(
@@ -256,6 +263,11 @@ export function createAutoStore({ keyring, file, authPath, log }: AutoStoreOptio
   };
 
   return {
+    /** Both places `auto` reads from: a change in either is a change. */
+    async version() {
+      const ring = await keyring.version!().catch(() => 'unavailable');
+      return `${ring}|${(await file.version?.()) ?? 'unknown'}`;
+    },
     async load() {
       try {
         const stored = await keyring.load();

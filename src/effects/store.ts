@@ -60,14 +60,25 @@ export function createCredentialStore(backend: StoreBackend, lock?: CrossProcess
   let tail: Promise<unknown> = Promise.resolve();
   /** The version this process last read or wrote: what "changed elsewhere" is measured against. */
   let known: string | null = null;
+  /**
+   * The backend's version: `null` when nothing is stored, `undefined` when it
+   * cannot be read (keyring unreachable), which is never an error of its own.
+   */
+  const versionNow = async (): Promise<string | null | undefined> => {
+    try {
+      return (await backend.version?.()) ?? null;
+    } catch {
+      return undefined;
+    }
+  };
   const read = async (): Promise<StoredSnapshot> => {
-    const version = (await backend.version?.()) ?? null;
+    const version = (await versionNow()) ?? null;
     const auth = await backend.load();
     known = version;
     return { auth, version };
   };
   const noteOwnWrite = async () => {
-    known = (await backend.version?.()) ?? null;
+    known = (await versionNow()) ?? null;
   };
   const tx: Transaction = {
     read,
@@ -104,8 +115,8 @@ export function createCredentialStore(backend: StoreBackend, lock?: CrossProcess
     changedElsewhere: () =>
       serial(async () => {
         if (!backend.version) return null;
-        const version = await backend.version();
-        if (version === known) return null;
+        const version = await versionNow();
+        if (version === undefined || version === known) return null;
         return read();
       }),
     save: (auth, signal) => transact((t) => t.write(auth), signal),

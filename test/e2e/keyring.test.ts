@@ -90,6 +90,17 @@ describe('cli_auth_credentials_store = "keyring" with an unlocked Secret Service
     });
   });
 
+  it('notices Codex signing in and out through the keyring, and says so with account/updated', async () => {
+    const home = tempHome();
+    const { label, attributes } = codexItem(home);
+    const s = await start({ home, env: { CODEX_ACCOUNT_SERVER_KEYRING_POLL_MS: '100' } });
+    expect((await s.request('account/read', {})).result).toEqual(LOGGED_OUT);
+    const from = s.messages.length;
+    await keyring.store(label, attributes, '{"auth_mode":"apikey","OPENAI_API_KEY":"sk-codex-later"}');
+    expect((await s.notification('account/updated', from, 10_000)).params).toEqual({ authMode: 'apikey', planType: null });
+    expect((await s.request('getAuthStatus', { includeToken: true })).result.authToken).toBe('sk-codex-later');
+  });
+
   it('updates a Codex item in place, keeping its label and attributes', async () => {
     const home = tempHome();
     const { label, attributes } = codexItem(home);
