@@ -162,6 +162,9 @@ describe('account/state/read and account/state/changed', () => {
 
   it('coalesces changes and stays quiet when nothing changed', async () => {
     const s = await start({}, { stateNotifications: true });
+    // Under load the credentials may still be loading after `initialize`: a read waits for that.
+    await s.request('account/read', {});
+    await new Promise((resolve) => setTimeout(resolve, 50));
     const before = s.messages.length;
     await s.request('account/login/start', { type: 'apiKey', apiKey: 'sk-state-notify-654321' });
     await s.waitFor((m) => m.method === 'account/state/changed' && m.params.value.credentials === 'apiKey');
