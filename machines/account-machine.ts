@@ -21,11 +21,12 @@ import type {
   StoredAuth,
   StoredChatgpt,
 } from './account-types.js';
+import { CHATGPT_GATED, gatedCall, gatewayAnswer, NO_SECURITY_NOTICE, type GatedEvent } from './account-surface.js';
 import { loginAttemptMachine, type LoginAttemptOutput } from './login-attempt-machine.js';
 import { notProvided } from './not-provided.js';
 import type { Secret } from './secret.js';
 import { DEFAULT_HOST_REFRESH_TIMEOUT_MS, sessionMachine, type SessionInput } from './session-machine.js';
-import { loginEndedMessage, loginFailedMessage, workspaceRestrictionMessage } from './wording.js';
+import { loginEndedMessage, loginFailedMessage, surfaceRefusal, workspaceRestrictionMessage } from './wording.js';
 
 export type { DiscoverRoutingInput, HostRefreshOutput } from './session-machine.js';
 
@@ -62,6 +63,23 @@ function externalTokensFrom(event: Extract<AccountEvent, { type: 'login.external
     userId: claims.userId,
   };
 }
+
+/** Only OpenAI, as without `[model_providers]` in config.toml. */
+const OPENAI_ONLY = { selected: 'openai', configured: [] } as const;
+
+/**
+ * The auth gate of a ChatGPT-backend method (SPEC-account-surface §12.1), one
+ * for all of them: logged out and API key are refused with the method's own
+ * words; ChatGPT credentials (managed or host) have the session make the call,
+ * so each gets the 401 recovery of the session (issue 8).
+ */
+const CHATGPT_GATE = [
+  { guard: 'isLoading', actions: 'defer' },
+  { guard: 'hasNoActiveAuth', actions: { type: 'refuseSurface', params: 'account' } },
+  { guard: 'isApiKeyActive', actions: { type: 'refuseSurface', params: 'chatgpt' } },
+  { guard: stateIn({ credentials: 'chatgptSession' }), actions: ['addBackendWaiter', 'callSurface'] },
+  { actions: { type: 'refuseSurface', params: 'account' } },
+] as const;
 
 /** Session input for the active ChatGPT credentials: host tokens first, else the stored login. */
 function sessionInput(context: AccountContext): SessionInput {
@@ -154,6 +172,9 @@ export const accountMachine = setup({
     isAttemptWorkspaceAllowed: ({ context }, outcome: LoginAttemptOutput) =>
       outcome.status !== 'succeeded' || isStoredAuthVisible(context.policy, outcome.auth),
     isPendingLoginFor: ({ context }, loginId: string) => context.pending !== null && context.pending.loginId === loginId,
+    /** Managed ChatGPT credentials that name both the account and the user (SPEC-account-surface §14). */
+    hasSecurityIdentity: ({ context }) =>
+      context.stored?.kind === 'chatgpt' && context.stored.accountId !== null && context.stored.claims.userId !== null,
   },
   actions: {
     adoptReloaded: enqueueActions(({ context, event, enqueue }) => {
@@ -210,15 +231,54 @@ export const accountMachine = setup({
     replyBackend: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'session.answered');
       if (!context.backendWaiters.includes(event.requestId)) return;
-      enqueue.assign({ backendWaiters: context.backendWaiters.filter((id) => id !== event.requestId) });
-      enqueue.emit(event.ok ? ok(event.requestId, { kind: 'backend', result: event.result }) : fail(event.requestId, event.failure));
+      const { [event.requestId]: fallback, ...fallbacks } = context.backendFallbacks;
+      enqueue.assign({ backendWaiters: context.backendWaiters.filter((id) => id !== event.requestId), backendFallbacks: fallbacks });
+      if (event.ok) enqueue.emit(ok(event.requestId, { kind: 'backend', result: event.result }));
+      else if (fallback !== undefined) enqueue.emit(ok(event.requestId, { kind: 'backend', result: fallback }));
+      else enqueue.emit(fail(event.requestId, event.failure));
     }),
     /** The session ended (logout, another login): the backend calls it ran are abandoned. */
     failBackendWaiters: enqueueActions(({ context, enqueue }) => {
       for (const requestId of context.backendWaiters) {
-        enqueue.emit(fail(requestId, { kind: 'backendFailed', message: 'the request was abandoned: the credentials changed (logout or a new login)' }));
+        const fallback = context.backendFallbacks[requestId];
+        enqueue.emit(
+          fallback !== undefined
+            ? ok(requestId, { kind: 'backend', result: fallback })
+            : fail(requestId, { kind: 'backendFailed', message: 'the request was abandoned: the credentials changed (logout or a new login)' }),
+        );
       }
-      enqueue.assign({ backendWaiters: [] });
+      enqueue.assign({ backendWaiters: [], backendFallbacks: {} });
+    }),
+    /** A ChatGPT-backend method refused by the gate, in its own words (SPEC-account-surface §12.1). */
+    refuseSurface: emit(({ event }, who: 'account' | 'chatgpt') => {
+      const gated = event as GatedEvent;
+      return fail(gated.requestId, surfaceRefusal(who, CHATGPT_GATED[gated.type]));
+    }),
+    /** Has the session make a gated request's backend call; `session.answered` replies. */
+    callSurface: sendTo('session', ({ event }) => {
+      const gated = event as GatedEvent;
+      return { type: 'session.call' as const, requestId: gated.requestId, call: gatedCall(gated) };
+    }),
+    /** `account/securitySetup/read` asks with the local identity; any failure answers no notice (§14). */
+    callSecuritySetup: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'securitySetup.read');
+      const stored = context.stored as StoredChatgpt;
+      enqueue.assign({
+        backendWaiters: [...context.backendWaiters, event.requestId],
+        backendFallbacks: { ...context.backendFallbacks, [event.requestId]: NO_SECURITY_NOTICE },
+      });
+      enqueue.sendTo('session', {
+        type: 'session.call',
+        requestId: event.requestId,
+        call: { kind: 'securitySetup', accountId: stored.accountId!, userId: stored.claims.userId! },
+      });
+    }),
+    replyNoSecurityNotice: emit((args) => ok(requestIdOf(args), { kind: 'backend', result: NO_SECURITY_NOTICE })),
+    /** The gateway-OAuth answers come from config alone (SPEC-account-surface §18). */
+    replyGateway: emit(({ context, event }) => {
+      assertEvent(event, ['gatewayOAuth.read', 'gatewayOAuth.login', 'gatewayOAuth.cancel']);
+      const answer = gatewayAnswer(context.modelProviders, event);
+      return answer.ok ? ok(event.requestId, { kind: 'backend', result: answer.result }) : fail(event.requestId, answer.failure);
     }),
     /** Answers every waiting read with the account as it stands (a logout or login is taking over). */
     answerReadWaiters: enqueueActions(({ context, enqueue }) => {
@@ -308,6 +368,8 @@ export const accountMachine = setup({
     readWaiters: [],
     backendWaiters: [],
     pasteWaiters: [],
+    backendFallbacks: {},
+    modelProviders: input.modelProviders ?? OPENAI_ONLY,
     deferred: [],
     announcement: null,
     hostRefreshTimeoutMs: input.hostRefreshTimeoutMs ?? DEFAULT_HOST_REFRESH_TIMEOUT_MS,
@@ -316,7 +378,24 @@ export const accountMachine = setup({
   type: 'parallel',
   invoke: { id: 'watch', src: 'watchCredentials' },
   on: {
-    'client.identify': { actions: 'identifyClient' },
+    'client.identify': [
+      {
+        // A session started from stored credentials before `initialize` learns who the client is.
+        guard: stateIn({ credentials: 'chatgptSession' }),
+        actions: [
+          'identifyClient',
+          sendTo('session', ({ context, event }) => {
+            assertEvent(event, 'client.identify');
+            return {
+              type: 'session.identify' as const,
+              client: event.client,
+              hostRefreshTimeoutMs: event.hostRefreshTimeoutMs ?? context.hostRefreshTimeoutMs,
+            };
+          }),
+        ],
+      },
+      { actions: 'identifyClient' },
+    ],
     'authStatus.read': [{ guard: 'isLoading', actions: 'defer' }, { actions: 'replyAuthStatus' }],
     'account.read': [
       { guard: 'isLoading', actions: 'defer' },
@@ -350,6 +429,20 @@ export const accountMachine = setup({
       },
       { actions: { type: 'replyFailure', params: { kind: 'rateLimitsNeedAuth' } } },
     ],
+    // The rest of the account surface (SPEC-account-surface §12–§18); none holds up account/read (§12.5).
+    'usage.read': [...CHATGPT_GATE],
+    'workspaceMessages.read': [...CHATGPT_GATE],
+    'resetCredit.consume': [...CHATGPT_GATE],
+    'addCreditsNudge.send': [...CHATGPT_GATE],
+    'securitySetup.read': [
+      { guard: 'isLoading', actions: 'defer' },
+      // Host tokens, an API key or nobody: no notice, and no call (§14).
+      { guard: and([stateIn({ credentials: { chatgptSession: 'chatgpt' } }), 'hasSecurityIdentity']), actions: 'callSecuritySetup' },
+      { actions: 'replyNoSecurityNotice' },
+    ],
+    'gatewayOAuth.read': { actions: 'replyGateway' },
+    'gatewayOAuth.login': { actions: 'replyGateway' },
+    'gatewayOAuth.cancel': { actions: 'replyGateway' },
   },
   states: {
     credentials: {
@@ -556,9 +649,10 @@ export const accountMachine = setup({
           // would move the credentials out of their busy state, and the request it was busy with would go unanswered.
           { guard: 'areCredentialsBusy', actions: 'defer' },
           {
-            // A new ChatGPT login supersedes a pending one (SPEC §3.2); the attempt restarts.
+            // A new ChatGPT login supersedes a pending one (SPEC §3.2); the attempt restarts. No `reenter`:
+            // a target under this region already exits and re-enters `chatgptPending`, while `reenter: true`
+            // would make the parallel root the domain and re-enter `credentials` too (reloading credentials).
             target: '.chatgptPending',
-            reenter: true,
             actions: [
               { type: 'endPendingLogin', params: 'cancelled' },
               assign(({ event }) => {

@@ -136,7 +136,16 @@ export type FailureKind =
   // The 401 loop in host-token mode (SPEC §9.3)
   | 'hostRefreshFailed'
   | 'hostRefreshTimeout'
-  | 'refreshWorkspaceNotAllowed';
+  | 'refreshWorkspaceNotAllowed'
+  // The rest of the account surface (SPEC-account-surface §12–§18)
+  /** Logged out: `codex account authentication required <what>` (the message is the full text). */
+  | 'accountAuthRequired'
+  /** An API key is active: `chatgpt authentication required <what>`. */
+  | 'chatgptAuthRequired'
+  /** `modelProvider` names no configured provider (§18.2); `data` says which. */
+  | 'modelProviderNotConfigured'
+  /** `account/gatewayOAuth/login` for a provider without gateway OAuth (§18.3). */
+  | 'gatewayOAuthNotUsed';
 
 export interface AuthFailure {
   kind: FailureKind;
@@ -145,6 +154,8 @@ export interface AuthFailure {
   /** For `workspaceNotAllowed`. */
   allowed?: readonly string[];
   received?: string;
+  /** For `modelProviderNotConfigured`: the provider asked for. */
+  modelProvider?: string;
 }
 
 /** An external-tokens login or a finished browser/device login waits for discovery to announce itself. */
@@ -175,6 +186,10 @@ export interface AccountContext {
   pasteWaiters: string[];
   /** Requests whose backend call the session runs (rate limits), answered when it reports. */
   backendWaiters: string[];
+  /** What a waiting request answers instead of failing (`account/securitySetup/read` never fails, §14). */
+  backendFallbacks: Record<string, unknown>;
+  /** The model providers of config.toml, for the gateway-OAuth answers (§18). */
+  modelProviders: ModelProviders;
   /** State-changing requests that arrived while the credentials were busy; replayed in arrival order. */
   deferred: RequestEvent[];
   announcement: Announcement | null;
@@ -189,7 +204,26 @@ export interface AccountInput {
   hostRefreshTimeoutMs?: number;
   /** How long a browser or device login may wait for the user (default 10 minutes). */
   loginTimeoutMs?: number;
+  /** The model providers of config.toml (default: only OpenAI). */
+  modelProviders?: ModelProviders;
 }
+
+/** A `[model_providers.<id>]` table of config.toml, as far as the gateway-OAuth answers need it (§18.1). */
+export interface ModelProviderInfo {
+  id: string;
+  name: string;
+  /** It has a `gateway_oauth` table. */
+  gatewayOAuth: boolean;
+}
+
+export interface ModelProviders {
+  /** `model_provider` (default `openai`). */
+  selected: string;
+  configured: readonly ModelProviderInfo[];
+}
+
+/** Credit types of `account/sendAddCreditsNudgeEmail` (§17). */
+export type AddCreditsType = 'credits' | 'usage_limit';
 
 /** Events the adapter sends for JSON-RPC requests; each is answered by exactly one `reply`. */
 export type RequestEvent =
@@ -211,7 +245,20 @@ export type RequestEvent =
   /** `account/login/complete`: the URL the browser ended on, pasted by the user (issue 7). */
   | { type: 'login.complete'; requestId: string; loginId: string; redirectUrl: Secret }
   | { type: 'logout'; requestId: string }
-  | { type: 'rateLimits.read'; requestId: string; params: { supportsLunaReserve?: boolean; excludeResetCreditDetails?: boolean } };
+  | { type: 'rateLimits.read'; requestId: string; params: { supportsLunaReserve?: boolean; excludeResetCreditDetails?: boolean } }
+  | SurfaceRequestEvent;
+
+/** The ChatGPT-backend methods of SPEC-account-surface §13–§17 and the gateway-OAuth answers (§18). */
+export type SurfaceRequestEvent =
+  /** `threadId` is already the canonical (lower-case hyphenated) UUID. */
+  | { type: 'usage.read'; requestId: string; threadId: string | null }
+  | { type: 'securitySetup.read'; requestId: string }
+  | { type: 'workspaceMessages.read'; requestId: string }
+  | { type: 'resetCredit.consume'; requestId: string; idempotencyKey: string; creditId: string | null }
+  | { type: 'addCreditsNudge.send'; requestId: string; creditType: AddCreditsType }
+  | { type: 'gatewayOAuth.read'; requestId: string; modelProvider: string | null }
+  | { type: 'gatewayOAuth.login'; requestId: string; modelProvider: string | null; deviceAuth: boolean }
+  | { type: 'gatewayOAuth.cancel'; requestId: string };
 
 /** What the session child reports to the root (`sendParent`). */
 export type SessionEvent =
@@ -267,7 +314,7 @@ export type ReplyValue =
   | { kind: 'loginStarted'; loginId: string; details: LoginReadyDetails }
   | { kind: 'cancel'; status: 'canceled' | 'notFound' }
   | { kind: 'empty' }
-  /** A backend call's result, already in wire shape. */
+  /** A backend call's result (or an answer the machine computed), already in wire shape. */
   | { kind: 'backend'; result: unknown };
 
 /** What the machine emits; the adapter turns these into responses and notifications. */

@@ -62,36 +62,90 @@ export function readAuthStatus(s: AccountSnapshot, includeToken: boolean): ViewR
   return { ok: true, value: viewAuthStatus(s.context, includeToken) };
 }
 
-/** The state a host may show (`account/state/read`); secrets are never part of it. */
+/** A login method as `account/login/start` names it (its `type`). */
+export type LoginMethod = 'apiKey' | 'chatgpt' | 'chatgptDeviceCode' | 'chatgptAuthTokens';
+
+/** A state value as XState gives it: a leaf name, or an object of regions and compound states. */
+export type StateValueView = string | { [key: string]: StateValueView };
+
+/**
+ * The statechart as a host may see it (`account/state/read`), from one
+ * snapshot. Built field by field from fields that hold no secret; the
+ * adapter adds what a snapshot does not hold (times, the last error, the
+ * credential store).
+ */
 export interface StateView {
-  value: AccountSnapshot['value'];
+  /** The root's value: `{credentials: …, login: …}`. */
+  value: StateValueView;
+  /** The running child machines' values (`null` when not running). */
+  machines: { session: StateValueView | null; loginAttempt: StateValueView | null };
   authMode: ReturnType<typeof activeAuthMode>;
-  pendingLogin: { loginId: string; flow: LoginFlow } | null;
-  refreshing: boolean;
+  /** Loading, saving or clearing credentials: state-changing requests wait. */
   busy: boolean;
+  /** A browser or device sign-in in progress: `starting` until `account/login/start` is answered, then `waiting`. */
+  pendingLogin: { loginId: string; flow: LoginFlow; step: 'starting' | 'waiting' } | null;
+  /** The session child is refreshing tokens (managed, or asking the host). */
+  refreshing: boolean;
+  /** Why `auth.json` could not be read, while that is what `account/read` answers. */
+  storageIssue: AuthFailure | null;
+  /** The session's last refresh failure, as the session child keeps it (`null` when none, or no session). */
+  refreshFailure: AuthFailure | null;
   policy: Policy;
-  allowedLoginMethods: Array<'apiKey' | 'chatgpt' | 'chatgptDeviceCode' | 'chatgptAuthTokens'>;
+  allowedLoginMethods: LoginMethod[];
 }
 
-/** Which login methods the policy and the state allow right now. */
-export function allowedLoginMethods(context: AccountContext): StateView['allowedLoginMethods'] {
-  const methods: StateView['allowedLoginMethods'] = [];
+/**
+ * Which login methods `account/login/start` accepts right now: what the
+ * policy allows, minus what the state refuses (host tokens are active: only
+ * new host tokens), minus `chatgptAuthTokens` unless the host opted into the
+ * experimental API (`initialize` `capabilities.experimentalApi`).
+ */
+export function allowedLoginMethods(context: AccountContext, experimentalApi = true): LoginMethod[] {
+  const methods: LoginMethod[] = [];
   const external = context.external !== null;
   if (!external && isLoginMethodAllowed(context.policy, 'api')) methods.push('apiKey');
   if (!external && isLoginMethodAllowed(context.policy, 'chatgpt')) methods.push('chatgpt', 'chatgptDeviceCode');
-  if (isLoginMethodAllowed(context.policy, 'chatgpt')) methods.push('chatgptAuthTokens');
+  if (experimentalApi && isLoginMethodAllowed(context.policy, 'chatgpt')) methods.push('chatgptAuthTokens');
   return methods;
 }
 
-export function viewState(s: AccountSnapshot): StateView {
-  const session = s.children.session as { getSnapshot(): { matches(v: string): boolean } } | undefined;
+interface ChildShape {
+  getSnapshot(): { value: unknown; status: string; context?: { lastFailure?: AuthFailure | null } };
+}
+
+/** A running child machine's snapshot, or `null`. */
+function child(s: AccountSnapshot, id: 'session' | 'attempt') {
+  const ref = (s.children as Record<string, ChildShape | undefined>)[id];
+  const snapshot = ref?.getSnapshot();
+  return snapshot && snapshot.status === 'active' ? snapshot : null;
+}
+
+/** `account/state/read` from a snapshot; `experimentalApi` is the host's opt-in. */
+export function viewState(s: AccountSnapshot, options: { experimentalApi: boolean }): StateView {
+  const { context } = s;
+  const session = child(s, 'session');
+  const attempt = child(s, 'attempt');
+  const pending = context.pending;
   return {
-    value: s.value,
-    authMode: activeAuthMode(s.context),
-    pendingLogin: s.context.pending,
-    refreshing: session?.getSnapshot().matches('refreshing') ?? false,
-    busy: s.context.busyWith !== null,
-    policy: s.context.policy,
-    allowedLoginMethods: allowedLoginMethods(s.context),
+    value: s.value as StateValueView,
+    machines: {
+      session: (session?.value as StateValueView | undefined) ?? null,
+      loginAttempt: (attempt?.value as StateValueView | undefined) ?? null,
+    },
+    authMode: activeAuthMode(context),
+    busy: context.busyWith !== null,
+    pendingLogin:
+      pending === null
+        ? null
+        : {
+            loginId: pending.loginId,
+            flow: pending.flow,
+            step: s.matches({ login: { chatgptPending: 'waiting' } }) ? 'waiting' : 'starting',
+          },
+    refreshing: typeof session?.value === 'object' && session.value !== null && 'refreshing' in session.value,
+    storageIssue: context.storageIssue !== null && activeAuthMode(context) === null ? context.storageIssue : null,
+    refreshFailure: session?.context?.lastFailure ?? null,
+    policy: context.policy,
+    allowedLoginMethods: allowedLoginMethods(context, options.experimentalApi),
   };
 }

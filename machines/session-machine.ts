@@ -10,6 +10,7 @@ import type {
   TokenClaims,
   WorkspaceRouting,
 } from './account-types.js';
+import type { SurfaceCall } from './account-surface.js';
 import { notProvided } from './not-provided.js';
 import type { Secret } from './secret.js';
 import { HOST_REFRESH_TEXT, workspaceRestrictionMessage } from './wording.js';
@@ -73,19 +74,34 @@ export interface RefreshTokensInput {
 }
 
 /** A backend call a request asked for (the result is already in wire shape). */
-export type BackendCall = { kind: 'rateLimits'; params: { supportsLunaReserve?: boolean; excludeResetCreditDetails?: boolean } };
+export type BackendCall =
+  | { kind: 'rateLimits'; params: { supportsLunaReserve?: boolean; excludeResetCreditDetails?: boolean } }
+  // usage, security setup, workspace messages, reset credit, nudge (SPEC-account-surface §13–§17)
+  | SurfaceCall;
 
 export interface BackendJob {
   requestId: string;
   call: BackendCall;
   /** A job retried once after a refresh is not retried again: a second 401 fails it. */
   retried: boolean;
+  /**
+   * Which credentials the call was sent with (`credentialsVersion` when it started). A 401
+   * for credentials a refresh has already replaced needs no refresh: the call is resent.
+   */
+  credentialsVersion?: number;
 }
 
 export interface BackendCallInput extends BackendJob {
   accessToken: Secret;
   accountId: string | null;
   client: ClientIdentity | null;
+  /**
+   * Managed credentials' `last_refresh` (else `null`): the effect reports a
+   * first call whose credentials are due for a refresh (SPEC §8.1: 8 days, or
+   * an access token expiring within 5 minutes) as `unauthorized`, so the one
+   * refresh of the 401 loop runs before it, under the same lock.
+   */
+  managedLastRefresh?: string | null;
 }
 
 export type BackendCallOutput =
@@ -95,6 +111,8 @@ export type BackendCallOutput =
 interface SessionContext extends SessionInput {
   /** Calls that answered 401, waiting for the refresh to retry them. */
   parked: BackendJob[];
+  /** Counts credential changes (each successful refresh), so a late 401 can tell it is stale. */
+  credentialsVersion: number;
   refreshReason: RefreshReason;
   /** Discovery itself answered 401 once already: a second 401 fails it instead of looping. */
   discoveryRecovered: boolean;
@@ -105,19 +123,42 @@ interface SessionContext extends SessionInput {
 }
 
 export type SessionRequest =
+  /** The host named itself (`initialize`) after the session started: later calls use it. */
+  | { type: 'session.identify'; client: ClientIdentity; hostRefreshTimeoutMs: number }
   | { type: 'session.discover' }
   | { type: 'session.refresh'; reason: RefreshReason }
   | { type: 'session.call'; requestId: string; call: BackendCall };
 
-/** Done and error events of the spawned backend calls (one actor per call, `call-<requestId>`). */
+/**
+ * Done and error events of the spawned backend calls (one actor per call and
+ * credentials, `call.<requestId>.<credentialsVersion>`). The dots matter:
+ * XState matches `xstate.done.actor.call.*` token by token, and a descriptor
+ * such as `call-*` (a wildcard inside a token) matches nothing at all.
+ */
 type CallEvent =
-  | { type: `xstate.done.actor.call-${string}`; output: BackendCallOutput }
-  | { type: `xstate.error.actor.call-${string}`; error: unknown };
+  | { type: `xstate.done.actor.call.${string}`; output: BackendCallOutput }
+  | { type: `xstate.error.actor.call.${string}`; error: unknown };
 
 /** The default host deadline (SPEC §9.3); the host may set another in `initialize`. */
 export const DEFAULT_HOST_REFRESH_TIMEOUT_MS = 10_000;
 
 const report = (event: SessionEvent) => event;
+
+/** The backend-call actor for `job` with the session's current credentials. */
+function callOf(context: SessionContext, job: BackendJob) {
+  const credentialsVersion = context.credentialsVersion;
+  return {
+    id: `call.${job.requestId}.${credentialsVersion}`,
+    input: {
+      ...job,
+      credentialsVersion,
+      accessToken: context.accessToken,
+      accountId: context.accountId,
+      client: context.client,
+      ...(context.mode === 'managed' ? { managedLastRefresh: context.stored?.lastRefresh ?? null } : {}),
+    },
+  };
+}
 
 export const sessionMachine = setup({
   types: {
@@ -141,8 +182,6 @@ export const sessionMachine = setup({
     isRefreshedWorkspaceAllowed: ({ context }, output: HostRefreshOutput) => isWorkspaceAllowed(context.policy, output.accountId),
     /** Managed mode redeems the stored refresh token; host tokens can only be refreshed by the host. */
     canRefresh: ({ context }) => context.mode === 'external' || context.stored !== null,
-    /** A done or error event of a spawned backend call (`call-<requestId>`), not of an invoked effect. */
-    isBackendCall: ({ event }) => /^xstate\.(done|error)\.actor\.call-/.test(event.type),
   },
   delays: {
     hostRefreshTimeout: ({ context }) => context.hostRefreshTimeoutMs,
@@ -160,14 +199,19 @@ export const sessionMachine = setup({
       if (context.rediscover) enqueue.sendParent(report({ type: 'session.unrouted', failure: context.lastFailure! }));
     }),
     startCall: enqueueActions(({ context, enqueue }, job: BackendJob) => {
-      enqueue.spawnChild('backendCall', {
-        id: `call-${job.requestId}`,
-        input: { ...job, accessToken: context.accessToken, accountId: context.accountId, client: context.client },
-      });
+      enqueue.spawnChild('backendCall', callOf(context, job));
     }),
-    /** A call finished: answered (ok or failed), or parked for the refresh when it hit its first 401. */
+    /**
+     * A call finished: answered (ok or failed), resent at once when its 401 was for credentials
+     * a refresh has replaced since, or parked for the refresh when it hit its first 401.
+     */
     settleCall: enqueueActions(({ context, enqueue }, output: BackendCallOutput) => {
       const { requestId } = output.job;
+      const sentWith = output.job.credentialsVersion;
+      if (output.status === 'unauthorized' && sentWith !== undefined && sentWith < context.credentialsVersion) {
+        enqueue.spawnChild('backendCall', callOf(context, output.job));
+        return;
+      }
       if (output.status === 'unauthorized' && !output.job.retried) {
         enqueue.assign({ parked: [...context.parked, { ...output.job, retried: true }] });
         return;
@@ -183,12 +227,7 @@ export const sessionMachine = setup({
       report({ type: 'session.answered', requestId, ok: false, failure: { kind: 'internal' } }),
     ),
     retryParked: enqueueActions(({ context, enqueue }) => {
-      for (const job of context.parked) {
-        enqueue.spawnChild('backendCall', {
-          id: `call-${job.requestId}-retry`,
-          input: { ...job, accessToken: context.accessToken, accountId: context.accountId, client: context.client },
-        });
-      }
+      for (const job of context.parked) enqueue.spawnChild('backendCall', callOf(context, job));
       enqueue.assign({ parked: [] });
     }),
     failParked: enqueueActions(({ context, enqueue }, failure: AuthFailure) => {
@@ -197,16 +236,18 @@ export const sessionMachine = setup({
       }
       enqueue.assign({ parked: [] });
     }),
-    useManagedTokens: assign((_, stored: StoredChatgpt) => ({
+    useManagedTokens: assign(({ context }, stored: StoredChatgpt) => ({
       stored,
       accessToken: stored.accessToken,
       accountId: stored.accountId,
       rediscover: true,
+      credentialsVersion: context.credentialsVersion + 1,
     })),
-    useHostTokens: assign((_, output: HostRefreshOutput) => ({
+    useHostTokens: assign(({ context }, output: HostRefreshOutput) => ({
       accessToken: output.accessToken,
       accountId: output.accountId,
       rediscover: true,
+      credentialsVersion: context.credentialsVersion + 1,
     })),
   },
 }).createMachine({
@@ -214,6 +255,7 @@ export const sessionMachine = setup({
   context: ({ input }) => ({
     ...input,
     parked: [],
+    credentialsVersion: 0,
     refreshReason: 'unauthorized_recovery',
     discoveryRecovered: false,
     rediscover: false,
@@ -221,6 +263,9 @@ export const sessionMachine = setup({
   }),
   initial: 'starting',
   on: {
+    'session.identify': {
+      actions: assign(({ event }) => ({ client: event.client, hostRefreshTimeoutMs: event.hostRefreshTimeoutMs })),
+    },
     // Backend calls run side by side in any state; a 401 parks them for the one refresh.
     'session.call': {
       actions: {
@@ -228,17 +273,13 @@ export const sessionMachine = setup({
         params: ({ event }) => ({ requestId: event.requestId, call: event.call, retried: false }),
       },
     },
-    // XState matches a wildcard only as a whole last token (`a.*`), so `call-*` would never match:
-    // every done/error event is seen here and the guard picks the calls' own.
-    'xstate.done.actor.*': {
-      guard: 'isBackendCall',
+    'xstate.done.actor.call.*': {
       actions: { type: 'settleCall', params: ({ event }) => (event as Extract<CallEvent, { output: unknown }>).output },
     },
-    'xstate.error.actor.*': {
-      guard: 'isBackendCall',
+    'xstate.error.actor.call.*': {
       actions: {
         type: 'failCall',
-        params: ({ event }) => event.type.replace(/^xstate\.error\.actor\.call-/, '').replace(/-retry$/, ''),
+        params: ({ event }) => event.type.replace(/^xstate\.error\.actor\.call\./, '').replace(/\.\d+$/, ''),
       },
     },
   },

@@ -8,7 +8,16 @@ import type { AuthFailure, FailureKind, LoginFlow, Policy } from './account-type
  */
 
 /** Failures the adapter detects itself, before the machine sees a request. */
-export type ProtocolErrorKind = 'notInitialized' | 'alreadyInitialized' | 'unknownMethod' | 'invalidParams' | 'invalidLoginId';
+export type ProtocolErrorKind =
+  | 'notInitialized'
+  | 'alreadyInitialized'
+  | 'unknownMethod'
+  | 'invalidParams'
+  | 'invalidLoginId'
+  // Parameter checks of the account surface, made before the auth gate (SPEC-account-surface §12.1).
+  | 'invalidThreadId'
+  | 'emptyIdempotencyKey'
+  | 'emptyCreditId';
 
 export type ErrorKind = FailureKind | ProtocolErrorKind;
 
@@ -82,7 +91,71 @@ export const ERROR_TEXT: Record<ErrorKind, Text> = {
   refreshWorkspaceNotAllowed: given('Login is restricted to another workspace'),
   keyringUnavailable: given('the OS keyring is unavailable'),
   keyringLocked: given('the OS keyring is locked'),
+  invalidThreadId: (f) => `invalid thread id: ${f.message ?? ''}`,
+  emptyIdempotencyKey: 'idempotencyKey must not be empty',
+  emptyCreditId: 'creditId must not be empty',
+  accountAuthRequired: given('codex account authentication required'),
+  chatgptAuthRequired: given('chatgpt authentication required'),
+  // Curly quotes, as the reference (SPEC-account-surface §18.2).
+  modelProviderNotConfigured: (f) =>
+    `This chat uses model provider “${f.modelProvider ?? ''}”, which is no longer configured. Restore this provider’s configuration to continue.`,
+  gatewayOAuthNotUsed: 'The selected provider does not use gateway OAuth',
 };
+
+/** The ChatGPT-backend methods of SPEC-account-surface §13–§17, by the name their calls carry. */
+export type SurfaceMethod = 'usage' | 'threadUsage' | 'securitySetup' | 'workspaceMessages' | 'consume' | 'nudge';
+
+/**
+ * Texts of the account surface (SPEC-account-surface §12–§18), in the
+ * reference's words: what each refusal names, the prefix of each backend
+ * failure, each deadline's answer, and the answers of their own.
+ */
+export const SURFACE_TEXT = {
+  /** `<what>` of `codex account authentication required <what>` (§12.1). */
+  what: {
+    usage: 'to read token usage',
+    threadUsage: 'to read token usage',
+    workspaceMessages: 'to read workspace messages',
+    consume: 'for rate limit reset credits',
+    nudge: 'to notify workspace owner',
+  },
+  /** `<prefix>` of §12.3 (security setup never shows its own: it answers no notice). */
+  prefix: {
+    usage: 'failed to fetch token usage profile',
+    threadUsage: 'failed to fetch thread usage',
+    securitySetup: 'failed to fetch security setup',
+    workspaceMessages: 'failed to fetch workspace messages',
+    consume: 'failed to consume rate limit reset',
+    nudge: 'failed to notify workspace owner',
+  },
+  /** What a deadline gives (§12.4); the nudge has none there and words ours with `timedOut`. */
+  timedOut: {
+    usage: 'token usage profile fetch timed out',
+    threadUsage: 'thread usage fetch timed out',
+    securitySetup: 'security setup fetch timed out',
+    workspaceMessages: 'workspace messages fetch timed out',
+    consume: 'rate limit reset consume timed out',
+  },
+  threadOmitted: 'failed to fetch thread usage: thread usage response omitted requested thread',
+  threadUnexpected: 'failed to fetch thread usage: thread usage returned unexpected threads',
+  threadInvalid: 'failed to fetch thread usage: Invalid thread usage response.',
+  workspaceTimestamp: (value: string, why: string) => `failed to parse workspace message timestamp \`${value}\`: ${why}`,
+  /** A configured gateway provider: its OAuth flow belongs to model providers, which this server leaves out (§18). */
+  gatewayNotImplemented: (id: string) =>
+    `gateway OAuth sign-in (model provider "${id}") is not implemented by this server: model providers are out of its scope`,
+} as const satisfies {
+  what: Record<Exclude<SurfaceMethod, 'securitySetup'>, string>;
+  prefix: Record<SurfaceMethod, string>;
+  timedOut: Record<Exclude<SurfaceMethod, 'nudge'>, string>;
+  [key: string]: unknown;
+};
+
+/** The refusal of a ChatGPT-backend method (§12.1): logged out, or an API key where ChatGPT is needed. */
+export function surfaceRefusal(who: 'account' | 'chatgpt', method: keyof typeof SURFACE_TEXT.what): AuthFailure {
+  return who === 'account'
+    ? { kind: 'accountAuthRequired', message: `codex account authentication required ${SURFACE_TEXT.what[method]}` }
+    : { kind: 'chatgptAuthRequired', message: `chatgpt authentication required ${SURFACE_TEXT.what[method]}` };
+}
 
 /** The message a failure shows on the wire. */
 export function errorText(failure: { kind: ErrorKind; message?: string; allowed?: readonly string[]; received?: string }): string {
@@ -110,7 +183,9 @@ export function loginFailedMessage(failure: AuthFailure): string {
 export const HOST_REFRESH_TEXT = {
   failed: (code: number) => `auth refresh request failed: code=${code}`,
   invalid: HOST_REFRESH_TEXT_INVALID,
-  timedOut: (timeoutMs: number) => `auth refresh request timed out after ${Math.round(timeoutMs / 1000)}s`,
+  // Whole seconds as the reference prints them (`10s`); a shorter deadline a host set in ms (`300ms`).
+  timedOut: (timeoutMs: number) =>
+    `auth refresh request timed out after ${timeoutMs % 1000 === 0 ? `${timeoutMs / 1000}s` : `${timeoutMs}ms`}`,
 } as const;
 
 /** Texts of `account/login/completed.error` (SPEC §3.2, §3.3, §6.1; the unconfirmed ones: docs/chatgpt-login.md). */

@@ -43,11 +43,15 @@ const rawText = {
   },
 };
 
-/** cli.ts's lazy `import('./inspect/index.js')` becomes `require('./inspect.cjs')`, the second bundle. */
+/**
+ * cli.ts's lazy `import('./inspect/index.js')` becomes `require('./inspect.cjs')`, the second bundle;
+ * `import('./schema/index.js')` (generate-json-schema, generate-ts) becomes `require('./schema.cjs')`.
+ */
 const inspectApart = {
   name: 'inspect-apart',
   setup(b) {
     b.onResolve({ filter: /^\.\/inspect\/index\.js$/ }, () => ({ path: './inspect.cjs', external: true }));
+    b.onResolve({ filter: /^\.\/schema\/index\.js$/ }, () => ({ path: './schema.cjs', external: true }));
   },
 };
 
@@ -65,6 +69,13 @@ await build({
   // ws's optional native speed-ups; ws works without them.
   external: [...common.external, 'bufferutil', 'utf-8-validate'],
   plugins: [rawText],
+});
+
+// The schema export verbs: zod's JSON Schema output, xstate/graph and the TypeScript emitter.
+await build({
+  ...common,
+  entryPoints: ['src/schema/index.ts'],
+  outfile: 'dist/schema.cjs',
 });
 
 // The keyring helper: a child process the keyring store starts on first use

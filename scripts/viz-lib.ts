@@ -1,5 +1,5 @@
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
-import { toDirectedGraph, type DirectedGraphNode } from 'xstate/graph';
+import { guardName, machineGraph } from '../src/schema/machines.js';
 import { VIZ_MACHINES, type VizMachine } from './viz-machines.js';
 
 /** Files in visualizations/ by name, generated from the machines; a test keeps them in step. */
@@ -14,13 +14,6 @@ function eventLabel(eventType: string): string {
   const error = /^xstate\.error\.actor\.(.+)$/.exec(eventType);
   if (error) return `error ${error[1]}`;
   return eventType;
-}
-
-function guardName(guard: unknown): string | null {
-  if (!guard) return null;
-  if (typeof guard === 'string') return guard;
-  if (typeof guard === 'object' && 'type' in guard) return String(guard.type);
-  return 'guard';
 }
 
 function guardLabel(guard: unknown): string {
@@ -100,37 +93,6 @@ function mermaid({ file, machine }: VizMachine): string {
     ...handledInPlace,
     '',
   ].join('\n');
-}
-
-/**
- * `toDirectedGraph` output as plain data: functions and state-node objects are
- * dropped, each edge keeps its guard's name, and the eventless (`always`)
- * edges, which `toDirectedGraph` leaves out, are added with event `""`.
- */
-function graphJson(graph: DirectedGraphNode): unknown {
-  const node = graph.stateNode;
-  const edges = [
-    ...graph.edges.map((e) => ({
-      source: e.source.id,
-      // toDirectedGraph points a targetless transition at its own node; `inPlace` says so.
-      target: e.target.id,
-      inPlace: !e.transition.target,
-      event: e.label.text,
-      guard: guardName(e.transition.guard),
-    })),
-    ...(node.always ?? []).flatMap((t) =>
-      (t.target ?? []).map((target) => ({ source: node.id, target: target.id, inPlace: false, event: '', guard: guardName(t.guard) })),
-    ),
-  ];
-  return {
-    id: graph.id,
-    type: node.type,
-    ...(node.initial?.target?.[0] ? { initial: node.initial.target[0].id } : {}),
-    tags: [...node.tags].sort(),
-    invoke: node.invoke.map((i) => ({ id: i.id, src: typeof i.src === 'string' ? i.src : i.id })),
-    edges,
-    children: graph.children.map(graphJson),
-  };
 }
 
 /** DOT text for a quoted id or label. */
@@ -240,7 +202,7 @@ async function svg(machine: AnyStateMachine): Promise<string> {
 export async function renderVisualizations(machines: readonly VizMachine[] = VIZ_MACHINES): Promise<Visualizations> {
   const files: Visualizations = {};
   for (const entry of machines) {
-    files[`${entry.file}.json`] = `${JSON.stringify(graphJson(toDirectedGraph(entry.machine)), null, 2)}\n`;
+    files[`${entry.file}.json`] = `${JSON.stringify(machineGraph(entry.machine), null, 2)}\n`;
     files[`${entry.file}.md`] = mermaid(entry);
     files[`${entry.file}.svg`] = await svg(entry.machine);
   }

@@ -8,7 +8,7 @@ import { createAutoStore, createKeyringStore } from './effects/keyring-store.js'
 import { createFileStore, createMemoryStore } from './effects/storage.js';
 import { describedStore, type DescribedStore } from './effects/store-info.js';
 import { createCredentialStore } from './effects/store.js';
-import { withAuthLock } from './effects/lock.js';
+import { credentialTransactionLock, withAuthLock } from './effects/lock.js';
 import { createLogger, type Logger } from './log.js';
 import { describeThrown } from './rpc/ndjson.js';
 import type { InspectSink } from './inspect/types.js';
@@ -16,6 +16,8 @@ import { startServer, type RunningServer } from './rpc/server.js';
 import { detectPlatform, SERVER_VERSION, type PlatformInfo } from './user-agent.js';
 
 const USAGE = `Usage: codex-account-server [app-server] [--inspect[=ws://RELAY]] [--inspect-ui[=PORT]]
+       codex-account-server generate-json-schema --out DIR
+       codex-account-server generate-ts --out DIR
 
 Speaks the account part of the Codex app-server JSON-RPC protocol as
 newline-delimited JSON on stdin/stdout. Logs go to stderr.
@@ -23,11 +25,15 @@ newline-delimited JSON on stdin/stdout. Logs go to stderr.
   --inspect            watch the statechart in the Stately inspector (a page on 127.0.0.1;
                        the URL with its token is printed on stderr); =ws://… streams to a relay
   --inspect-ui[=PORT]  a self-contained live state page on 127.0.0.1 (URL on stderr)
+  generate-json-schema, generate-ts
+                       export every method's params and result, the notifications, the
+                       server→client request and the machines' states (docs/state-api.md)
 
 Environment: CODEX_HOME, CODEX_APP_SERVER_LOGIN_ISSUER, CODEX_REFRESH_TOKEN_URL_OVERRIDE,
 CODEX_REVOKE_TOKEN_URL_OVERRIDE, SSL_CERT_FILE, CODEX_ACCOUNT_SERVER_LOG (error|warn|info|debug),
-CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS,
-CODEX_ACCOUNT_SERVER_LOGIN_PORTS, CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_INSPECT (1, or a ws:// relay).
+CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_BACKEND_DEADLINE_MS, CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS,
+CODEX_ACCOUNT_SERVER_LOGIN_PORTS, CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_HOST_REFRESH_TIMEOUT_MS,
+CODEX_ACCOUNT_SERVER_INSPECT (1, or a ws:// relay).
 `;
 
 /**
@@ -71,6 +77,18 @@ export function main(argv: readonly string[]): void {
   if (args.includes('--warm-up')) return;
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(USAGE);
+    return;
+  }
+  if (args[0] === 'generate-json-schema' || args[0] === 'generate-ts') {
+    // dist/schema.cjs: schemas as JSON and TypeScript are never on the start-up path.
+    const write = (stream: NodeJS.WriteStream) => (text: string) => stream.write(text);
+    import('./schema/index.js').then(
+      ({ runSchemaCommand }) => (process.exitCode = runSchemaCommand(args, write(process.stdout), write(process.stderr))),
+      (error: Error) => {
+        process.stderr.write(`codex-account-server: the schema export could not be loaded (${error.message})\n`);
+        process.exitCode = 1;
+      },
+    );
     return;
   }
   if (args.includes('--version')) {
@@ -131,7 +149,13 @@ function startOn({ input, output, env }: Streams, config: Config, log: Logger, s
   // `backend.describe()` says which store is in use and why (for `account/state/read`).
   const backend = createStore(config, log);
   const deps = {
-    store: createCredentialStore(backend),
+    // Each credential transaction (reload, decide, write: a refresh above all) holds Codex's auth.lock
+    // across processes (SPEC §8.1), so a rotated refresh token is never redeemed twice. Memory-only
+    // credentials are nobody else's business.
+    store: createCredentialStore(
+      backend,
+      config.credentialsStore === 'ephemeral' ? undefined : credentialTransactionLock(config.codexHome),
+    ),
     fetch: createFetch(env, log),
     chatgptBaseUrl: config.chatgptBaseUrl,
     revokeTokenUrl: config.revokeTokenUrl,
@@ -139,6 +163,7 @@ function startOn({ input, output, env }: Streams, config: Config, log: Logger, s
     issuer: config.issuer,
     loginPorts: config.loginPorts,
     timeoutMs: config.httpTimeoutMs,
+    backendDeadlineMs: config.backendDeadlineMs,
     defaultUserAgent: `codex-account-server/${SERVER_VERSION}`,
     log,
     ...(config.credentialsStore === 'ephemeral' ? {} : { watchDir: config.codexHome }),
@@ -149,12 +174,18 @@ function startOn({ input, output, env }: Streams, config: Config, log: Logger, s
     output,
     machine: accountMachine,
     effects: (ports) => createActors(deps, ports),
-    machineInput: { policy: config.policy, loginTimeoutMs: config.loginTimeoutMs },
+    machineInput: {
+      policy: config.policy,
+      loginTimeoutMs: config.loginTimeoutMs,
+      hostRefreshTimeoutMs: config.hostRefreshTimeoutMs,
+      modelProviders: config.modelProviders,
+    },
     codexHome: config.codexHome,
     platform: once<PlatformInfo>(detectPlatform),
     env,
     configWarning: config.warning,
     log,
+    credentialStore: backend,
     ...(sink ? { inspect: sink.inspect, rpcTrace: sink.rpc } : {}),
   });
 }

@@ -3,25 +3,17 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import * as z from 'zod/mini';
-import type { Policy } from '../machines/account-types.js';
+import type { ModelProviders, Policy } from '../machines/account-types.js';
 import { parseLogLevel, type LogLevel } from './log.js';
+import { HOST_REFRESH_TIMEOUT_RANGE } from './protocol/schemas.js';
 import { expecting, serdeMessage, str } from './protocol/serde.js';
 
 export type CredentialsStore = 'file' | 'keyring' | 'auto' | 'ephemeral';
 
 /** 1-based line/column positions, end inclusive (SPEC §4). */
-export interface TextRange {
-  start: { line: number; column: number };
-  end: { line: number; column: number };
-}
-
-/** Params of the `configWarning` notification. */
-export interface ConfigWarning {
-  summary: string;
-  details: string;
-  path: string;
-  range: TextRange;
-}
+/** Params of the `configWarning` notification (defined with the other notifications). */
+export type ConfigWarning = import('./protocol/results.js').ConfigWarningNotification;
+export type TextRange = ConfigWarning['range'];
 
 /** Everything the server needs from the environment and `config.toml`; frozen. */
 export interface Config {
@@ -45,8 +37,20 @@ export interface Config {
   loginPorts: readonly number[];
   /** How long a started ChatGPT login may wait for the user (`CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS`). */
   loginTimeoutMs: number;
+  /**
+   * How long to wait for the host's answer to `account/chatgptAuthTokens/refresh` unless
+   * `initialize` says otherwise (`CODEX_ACCOUNT_SERVER_HOST_REFRESH_TIMEOUT_MS`; default 10 s, as the reference).
+   */
+  hostRefreshTimeoutMs: number;
   /** Deadline for each OS keyring (Secret Service) call. */
   keyringTimeoutMs: number;
+  /**
+   * `CODEX_ACCOUNT_SERVER_BACKEND_DEADLINE_MS`: replaces every per-method deadline of the
+   * account surface (SPEC-account-surface §12.4: 1 s to 60 s); `null` keeps the reference's.
+   */
+  backendDeadlineMs: number | null;
+  /** `model_provider` and `[model_providers.<id>]`, for the gateway-OAuth answers (§18). */
+  modelProviders: ModelProviders;
   logLevel: LogLevel;
   warning: ConfigWarning | null;
 }
@@ -64,7 +68,25 @@ export const ConfigTomlSchema = z.object({
   cli_auth_credentials_store: z.optional(
     z.enum(['file', 'keyring', 'auto', 'ephemeral'], expecting('enum AuthCredentialsStoreMode')),
   ),
+  // Read only as far as the gateway-OAuth answers need (SPEC-account-surface §18); other
+  // provider keys are model-provider business, out of this server's scope.
+  model_provider: z.optional(str()),
+  model_providers: z.optional(
+    z.record(z.string(), z.looseObject({ name: z.optional(str()), gateway_oauth: z.optional(z.unknown()) }), expecting('a map')),
+  ),
 });
+
+/** The providers config.toml names: `openai` unless `model_provider` says otherwise. */
+function modelProvidersOf(values: ConfigToml): ModelProviders {
+  return {
+    selected: values.model_provider ?? 'openai',
+    configured: Object.entries(values.model_providers ?? {}).map(([id, p]) => ({
+      id,
+      name: p.name ?? id,
+      gatewayOAuth: p.gateway_oauth !== undefined,
+    })),
+  };
+}
 export type ConfigToml = z.infer<typeof ConfigTomlSchema>;
 
 /** Where a top-level `key = value` sits in the file, for the warning's range. */
@@ -174,6 +196,12 @@ function positiveInt(value: string | undefined, fallback: number): number {
   return Number.isInteger(n) && n > 0 ? n : fallback;
 }
 
+/** An integer within `range`, else `fallback`. */
+function boundedInt(value: string | undefined, range: { min: number; max: number }, fallback: number): number {
+  const n = Number(value);
+  return value !== undefined && value !== '' && Number.isInteger(n) && n >= range.min && n <= range.max ? n : fallback;
+}
+
 /**
  * Builds the configuration from the environment (SPEC §4) and `config.toml`.
  * `OPENAI_API_KEY` is deliberately not read: it logs nobody in.
@@ -201,8 +229,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     loginPorts: parseLoginPorts(env.CODEX_ACCOUNT_SERVER_LOGIN_PORTS),
     // The reference abandons a browser login after 10 minutes.
     loginTimeoutMs: positiveInt(env.CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS, 600_000),
+    hostRefreshTimeoutMs: boundedInt(env.CODEX_ACCOUNT_SERVER_HOST_REFRESH_TIMEOUT_MS, HOST_REFRESH_TIMEOUT_RANGE, 10_000),
     // Generous: on a desktop a locked collection shows an unlock prompt the user has to answer.
     keyringTimeoutMs: positiveInt(env.CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS, 30_000),
+    backendDeadlineMs: env.CODEX_ACCOUNT_SERVER_BACKEND_DEADLINE_MS ? positiveInt(env.CODEX_ACCOUNT_SERVER_BACKEND_DEADLINE_MS, 0) || null : null,
+    modelProviders: modelProvidersOf(values),
     logLevel: parseLogLevel(env.CODEX_ACCOUNT_SERVER_LOG),
     warning,
   });

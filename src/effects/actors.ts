@@ -17,15 +17,18 @@ import {
 import { toFailure } from '../../machines/account-guards.js';
 import { backendRequest } from './backend.js';
 import { readRateLimits } from './rate-limits.js';
+import type { BackendSend } from './account-surface.js';
 import { HOST_REFRESH_TEXT } from '../../machines/wording.js';
 import type { Logger } from '../log.js';
 import { HostRequestError, type HostPort } from '../rpc/host.js';
 import { deadline, issuerHeaders, type HttpDeps } from './backend.js';
 import { discoverRouting } from './discovery.js';
-import { readClaims } from './jwt.js';
+import { isRefreshDue, readClaims } from './jwt.js';
 import { createLoginActors } from './login/actors.js';
 import { OAUTH_CLIENT_ID } from './login/client-id.js';
 import type { CredentialStore } from './store.js';
+import { SERVER_REQUESTS } from '../protocol/methods.js';
+import { ChatgptAuthTokensRefreshResultSchema, type ChatgptAuthTokensRefreshParams } from '../protocol/server-requests.js';
 
 /** What the real effects need; tests build the same with a temp home and loopback URLs. */
 export interface Deps extends HttpDeps {
@@ -37,6 +40,8 @@ export interface Deps extends HttpDeps {
   log: Logger;
   /** Where `auth.json` lives, to notice other processes' changes; absent: nothing is watched. */
   watchDir?: string;
+  /** Replaces the account surface's per-method deadlines (SPEC-account-surface §12.4) when set. */
+  backendDeadlineMs?: number | null;
 }
 
 /**
@@ -103,12 +108,6 @@ async function refreshManaged(deps: Deps, input: RefreshTokensInput, signal: Abo
   }, signal);
 }
 
-/** The host's answer to `account/chatgptAuthTokens/refresh` (SPEC §9.3). */
-export const HostRefreshResultSchema = z.object({
-  accessToken: z.string(),
-  chatgptAccountId: z.string(),
-  chatgptPlanType: z.optional(z.nullable(z.string())),
-});
 
 /**
  * Best-effort refresh-token revocation before logout (SPEC §8.3). A failure
@@ -131,12 +130,12 @@ async function revokeRefreshToken(deps: Deps, input: ClearCredentialsInput, sign
 
 /** Asks the host for new tokens and checks them (SPEC §9.3); the chart owns the deadline. */
 async function askHostForTokens(host: HostPort, input: HostRefreshInput, signal: AbortSignal): Promise<HostRefreshOutput> {
-  let answer: z.infer<typeof HostRefreshResultSchema>;
+  let answer: z.infer<typeof ChatgptAuthTokensRefreshResultSchema>;
   try {
     answer = await host.request({
-      method: 'account/chatgptAuthTokens/refresh',
-      params: { reason: 'unauthorized', previousAccountId: input.previousAccountId },
-      result: HostRefreshResultSchema,
+      method: SERVER_REQUESTS.chatgptAuthTokensRefresh,
+      params: { reason: 'unauthorized', previousAccountId: input.previousAccountId } satisfies ChatgptAuthTokensRefreshParams,
+      result: ChatgptAuthTokensRefreshResultSchema,
       // A little past the chart's own `after`, which fires first and words the timeout.
       timeoutMs: input.timeoutMs + 1_000,
       signal,
@@ -166,18 +165,30 @@ async function askHostForTokens(host: HostPort, input: HostRefreshInput, signal:
  * refresh and retry), never thrown.
  */
 async function callBackend(deps: Deps, input: BackendCallInput, signal: AbortSignal): Promise<BackendCallOutput> {
-  const job = { requestId: input.requestId, call: input.call, retried: input.retried };
+  const job = { requestId: input.requestId, call: input.call, retried: input.retried, credentialsVersion: input.credentialsVersion };
   const credentials = { accessToken: input.accessToken, accountId: input.accountId };
   const send = (path: string, headers: Record<string, string>, s: AbortSignal) =>
     backendRequest(deps, credentials, input.client, path, { headers, signal: s });
+  const options = { chatgptBaseUrl: deps.chatgptBaseUrl, timeoutMs: deps.timeoutMs, signal, secrets: [input.accessToken.reveal()], log: deps.log };
+  // Proactive refresh (SPEC §8.1): a first call with managed credentials that are due goes through the 401 loop's one refresh.
+  if (!input.retried && input.managedLastRefresh !== undefined && isRefreshDue(input.managedLastRefresh, input.accessToken.reveal(), Date.now())) {
+    deps.log.info('managed credentials are due for a refresh (last_refresh over 8 days, or the access token expires within 5 minutes)');
+    return { job, status: 'unauthorized', failure: { kind: 'backendUnauthorized', message: 'credentials due for a refresh' } };
+  }
   try {
-    const result = await readRateLimits(send, input.call.params, {
-      chatgptBaseUrl: deps.chatgptBaseUrl,
-      timeoutMs: deps.timeoutMs,
-      signal,
-      secrets: [input.accessToken.reveal()],
-      log: deps.log,
-    });
+    let result: unknown;
+    switch (input.call.kind) {
+      case 'rateLimits':
+        result = await readRateLimits(send, input.call.params, options);
+        break;
+      default: {
+        // The account surface (SPEC-account-surface §13–§17), loaded on first use; each call carries its own deadline.
+        const { callSurface } = await import('./account-surface.js');
+        const sendSurface: BackendSend = (path, { timeoutMs, ...init }) =>
+          backendRequest({ ...deps, timeoutMs }, credentials, input.client, path, init);
+        result = await callSurface(sendSurface, input.call, { ...options, deadlineMs: deps.backendDeadlineMs ?? null });
+      }
+    }
     return { job, status: 'ok', result };
   } catch (error) {
     const failure = toFailure(error, 'backendFailed');

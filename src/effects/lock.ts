@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { FileHandle } from 'node:fs/promises';
-import { fsPromises, mkdir } from './fs-async.js';
+import { fsPromises, mkdir, stat } from './fs-async.js';
 import { join, resolve } from 'node:path';
 import { AuthError } from '../errors.js';
 
@@ -71,6 +71,21 @@ async function loadFsExt(): Promise<FsExt | null> {
  */
 export async function withAuthLock<T>(home: string, fn: () => Promise<T>, options: AuthLockOptions = {}): Promise<T> {
   return withFlock(home, AUTH_LOCK, fn, options.signal, options.timeoutMs ?? DEFAULT_AUTH_LOCK_TIMEOUT_MS);
+}
+
+/**
+ * The lock of a credential store's transactions (`createCredentialStore`):
+ * `withAuthLock` on `home`, so a whole reload-decide-write (a token refresh
+ * above all) excludes Codex and other servers. A `CODEX_HOME` that does not
+ * exist yet holds no credentials to race for: the transaction runs without
+ * creating it (the store's own write creates it, under the same lock, and
+ * words any failure to).
+ */
+export function credentialTransactionLock(home: string): <T>(fn: () => Promise<T>, signal?: AbortSignal) => Promise<T> {
+  return async (fn, signal) => {
+    const exists = await stat(home).then((st) => st.isDirectory(), () => false);
+    return exists ? withAuthLock(home, fn, signal ? { signal } : {}) : fn();
+  };
 }
 
 /**

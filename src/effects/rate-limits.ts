@@ -109,48 +109,20 @@ export type ResetCreditsBody = z.infer<typeof ResetCreditsBodySchema>;
 
 // ---- Wire result ----
 
-export interface RateLimitWindow {
-  usedPercent: number;
-  windowDurationMins: number | null;
-  resetsAt: number | null;
-}
-
-export interface RateLimitSnapshot {
-  limitId: string;
-  limitName: string | null;
-  normalModelSlug: null;
-  primary: RateLimitWindow | null;
-  secondary: RateLimitWindow | null;
-  credits: { hasCredits: boolean; unlimited: boolean; balance: string | null } | null;
-  individualLimit: null;
-  spendControlReached: null;
-  planType: PlanType;
-  rateLimitReachedType: string | null;
-}
-
-export interface RateLimitResetCredit {
-  id: string;
-  resetType: 'codexRateLimits' | 'unknown';
-  status: 'available' | 'redeeming' | 'redeemed' | 'unknown';
-  grantedAt: number;
-  expiresAt: number | null;
-  title: string | null;
-  description: string | null;
-}
-
-export interface RateLimitResetCreditsSummary {
-  availableCount: number;
-  credits: RateLimitResetCredit[] | null;
-}
-
-export interface RateLimitsReadResult {
-  ordinaryUsageAllowed: boolean | null;
-  rateLimits: RateLimitSnapshot;
-  rateLimitsByLimitId: Record<string, RateLimitSnapshot>;
-  rateLimitResetCredits: RateLimitResetCreditsSummary | null;
-  accountId: string | null;
-  rateLimitUpsell: null;
-}
+// Defined once with the other results (src/protocol/results.ts); types only, nothing loads at start-up.
+export type {
+  RateLimitResetCredit,
+  RateLimitResetCreditsSummary,
+  RateLimitSnapshot,
+  RateLimitsReadResult,
+  RateLimitWindow,
+} from '../protocol/results.js';
+import type {
+  RateLimitResetCreditsSummary,
+  RateLimitSnapshot,
+  RateLimitsReadResult,
+  RateLimitWindow,
+} from '../protocol/results.js';
 
 /**
  * Reads the rate limits. The reset-credit details are asked for first (unless

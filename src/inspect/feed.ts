@@ -12,8 +12,31 @@ export interface ActorView {
   parent: string | null;
   status: string;
   value: unknown;
+  /**
+   * Every active state node as `<machine>:<dotted path>` (the ids the SVGs in
+   * visualizations/ give their states): for a parallel or nested value, the
+   * regions and compound states as well as the leaves. Empty for non-machines.
+   */
+  active: string[];
   context: unknown;
   tags: string[];
+}
+
+/**
+ * The active state nodes of a state value, as dotted paths from the root:
+ * `{credentials: {chatgptSession: 'chatgpt'}, login: 'idle'}` gives
+ * `credentials`, `credentials.chatgptSession`, `credentials.chatgptSession.chatgpt`,
+ * `login`, `login.idle`. Anything that is no state value gives none.
+ */
+export function activeStatePaths(value: unknown, prefix = ''): string[] {
+  if (typeof value === 'string') return value === '' ? [] : [prefix + value];
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return [];
+  const out: string[] = [];
+  for (const [key, child] of Object.entries(value)) {
+    out.push(prefix + key);
+    out.push(...activeStatePaths(child, `${prefix}${key}.`));
+  }
+  return out;
 }
 
 /** One row of the page's log (already redacted). */
@@ -102,13 +125,17 @@ export function createInspectFeed(redactor: Redactor, now: () => number = Date.n
 
   const viewOf = (ref: ActorRefShape, snapshot: unknown): ActorView => {
     const s = (snapshot ?? {}) as SnapshotShape;
+    const machine = machineOf(ref);
+    // State names come from the machine definitions, never from input: no redaction needed.
+    const active = machine === null ? [] : activeStatePaths(s.value).map((path) => `${machine}:${path}`);
     return {
       actor: ref.sessionId,
       id: redactor.text(ref.id),
-      machine: machineOf(ref),
+      machine,
       parent: ref._parent?.sessionId ?? null,
       status: typeof s.status === 'string' ? s.status : 'active',
       value: redactor.redact(s.value) ?? null,
+      active,
       context: redactor.redact(s.context) ?? null,
       tags: s.tags instanceof Set ? [...s.tags].map(String) : [],
     };

@@ -29,29 +29,46 @@ const CLIENT = String.raw`
   var MAX_ROWS = 400;
   var actors = {};
 
-  function paths(value, prefix, out) {
-    if (typeof value === 'string') { out.push(prefix.concat([value]).join('.')); return out; }
-    if (value && typeof value === 'object') {
-      Object.keys(value).forEach(function (k) { out.push(prefix.concat([k]).join('.')); paths(value[k], prefix.concat([k]), out); });
-    }
-    return out;
+  /** Leaf states only, for the headline: the active ids no other active id nests under. */
+  function leaves(active) {
+    return active.filter(function (p) {
+      return !active.some(function (q) { return q.indexOf(p + '.') === 0; });
+    }).map(function (p) { return p.slice(p.indexOf(':') + 1); });
   }
 
-  function highlight(view) {
-    var figure = document.querySelector('[data-machine="' + view.machine + '"]');
-    if (!figure) return;
-    figure.querySelectorAll('.active').forEach(function (el) { el.classList.remove('active'); });
-    var active = paths(view.value, [], []);
-    active.forEach(function (p) {
-      var el = document.getElementById(view.machine + ':' + p);
-      if (el) el.classList.add('active');
+  /** The actor a machine's diagram shows: the root, else the newest running actor of that machine. */
+  function shownActor(machine) {
+    var shown = null;
+    Object.keys(actors).forEach(function (key) {
+      var a = actors[key];
+      if (a.machine === machine && (!a.parent || a.status === 'active')) shown = a;
     });
-    figure.querySelector('.state-value').textContent = active.filter(function (p) {
-      return !active.some(function (q) { return q.indexOf(p + '.') === 0; });
-    }).join(', ') || '(none)';
-    var context = document.querySelector('[data-machine-context="' + view.machine + '"] pre');
-    if (context) context.textContent = JSON.stringify(view.context, null, 2);
-    figure.querySelector('.status').textContent = view.status;
+    return shown;
+  }
+
+  function draw(machine) {
+    var figure = document.querySelector('[data-machine="' + machine + '"]');
+    if (!figure) return;
+    var view = shownActor(machine);
+    var context = document.querySelector('[data-machine-context="' + machine + '"]');
+    // A child machine's diagram shows while one of its actors runs.
+    if (figure.getAttribute('data-child') === 'true') {
+      figure.hidden = !view;
+      if (context) context.hidden = !view;
+    }
+    figure.querySelectorAll('.active').forEach(function (el) { el.classList.remove('active'); });
+    if (!view) {
+      figure.querySelector('.state-value').textContent = '(not running)';
+      figure.querySelector('.status').textContent = '';
+      return;
+    }
+    (view.active || []).forEach(function (id) {
+      var el = document.getElementById(id);
+      if (el && figure.contains(el)) el.classList.add('active');
+    });
+    figure.querySelector('.state-value').textContent = leaves(view.active || []).join(', ') || '(none)';
+    figure.querySelector('.status').textContent = view.status + (view.parent ? ' · actor ' + view.id : '');
+    if (context) context.querySelector('pre').textContent = JSON.stringify(view.context, null, 2);
   }
 
   function renderActors() {
@@ -67,7 +84,7 @@ const CLIENT = String.raw`
 
   function snapshot(view) {
     if (view.status === 'active' || !view.parent) actors[view.actor] = view; else delete actors[view.actor];
-    if (view.machine && !view.parent) highlight(view);
+    if (view.machine) draw(view.machine);
     renderActors();
   }
 
@@ -118,6 +135,7 @@ const CLIENT = String.raw`
       actors = {};
       logEl.textContent = '';
       msg.actors.forEach(snapshot);
+      document.querySelectorAll('[data-machine]').forEach(function (f) { draw(f.getAttribute('data-machine')); });
       msg.log.forEach(function (entry) { log(entry); });
     } else if (msg.type === 'snapshot') snapshot(msg.snapshot);
     else if (msg.type === 'log') log(msg.entry);
@@ -148,27 +166,32 @@ const STYLE = `
   .rpc-in { color: #1d4ed8; } .rpc-out { color: #047857; } .rpc-note { color: #7c3aed; }
   .event { color: #0f172a; } .emitted { color: #c2410c; } .actor { color: #64748b; } .note { color: #dc2626; }
   .wide { grid-column: 1 / -1; }
+  [hidden] { display: none !important; }
 `;
 
 /**
- * The self-contained live page: every machine's diagram (states highlighted
- * from the feed), the root actor's redacted context, the running actors and
- * a log of events, emitted events and JSON-RPC traffic. Inline styles and
- * script under a nonce CSP; the feed comes from `/events` on the same origin.
+ * The self-contained live page: every machine's diagram with its active
+ * state nodes highlighted from the feed (the root's always; a child
+ * machine's, such as the session or a login attempt, while one runs), each
+ * shown actor's redacted context, the running actors and a log of events,
+ * emitted events and JSON-RPC traffic. Inline styles and script under a
+ * nonce CSP; the feed comes from `/events` on the same origin. The first
+ * diagram is the root machine's.
  */
 export function renderLivePage(nonce: string, diagrams: Readonly<Record<string, string>> = DIAGRAMS): string {
   const figures = Object.entries(diagrams)
-    .map(
-      ([machine, svg]) => `
-  <section class="wide" data-machine="${esc(machine)}">
+    .map(([machine, svg], i) => {
+      const child = i > 0 ? ' data-child="true" hidden' : '';
+      return `
+  <section class="wide" data-machine="${esc(machine)}"${child}>
     <h2>${esc(machine)} · state: <span class="state-value">(waiting)</span> · <span class="status"></span></h2>
     <div class="diagram">${inlineSvg(svg)}</div>
   </section>
-  <section data-machine-context="${esc(machine)}">
+  <section data-machine-context="${esc(machine)}"${child}>
     <h2>${esc(machine)} context (redacted)</h2>
     <pre class="context-holder"></pre>
-  </section>`,
-    )
+  </section>`;
+    })
     .join('');
   return `<!doctype html>
 <html lang="en">

@@ -3,11 +3,19 @@ import {
   CancelLoginAccountParamsSchema,
   CompleteLoginAccountParamsSchema,
   GetAccountParamsSchema,
+  GetAccountStateParamsSchema,
   GetAuthStatusParamsSchema,
   InitializeParamsSchema,
   LoginAccountParamsSchema,
   LogoutParamsSchema,
   RateLimitsReadParamsSchema,
+  AddCreditsNudgeParamsSchema,
+  GatewayOAuthLoginParamsSchema,
+  GatewayOAuthReadParamsSchema,
+  NoParamsSchema,
+  RateLimitResetCreditConsumeParamsSchema,
+  UnitParamsSchema,
+  UsageReadParamsSchema,
 } from './schemas.js';
 
 /**
@@ -27,14 +35,24 @@ export interface MethodSpec {
  */
 export const METHODS = {
   initialize: { schema: InitializeParamsSchema, params: 'required' },
+  'account/gatewayOAuth/read': { schema: GatewayOAuthReadParamsSchema, params: 'optional' },
+  'account/gatewayOAuth/login': { schema: GatewayOAuthLoginParamsSchema, params: 'optional' },
+  'account/gatewayOAuth/cancel': { schema: NoParamsSchema, params: 'optional' },
   'account/login/start': { schema: LoginAccountParamsSchema, params: 'required' },
   'account/login/cancel': { schema: CancelLoginAccountParamsSchema, params: 'required' },
   // Not in the reference: completes a browser login from the pasted redirect URL (issue 7).
   'account/login/complete': { schema: CompleteLoginAccountParamsSchema, params: 'required' },
   'account/logout': { schema: LogoutParamsSchema, params: 'optional' },
+  'account/securitySetup/read': { schema: UnitParamsSchema, params: 'optional' },
   'account/rateLimits/read': { schema: RateLimitsReadParamsSchema, params: 'optional' },
+  'account/rateLimitResetCredit/consume': { schema: RateLimitResetCreditConsumeParamsSchema, params: 'required' },
+  'account/usage/read': { schema: UsageReadParamsSchema, params: 'optional' },
+  'account/workspaceMessages/read': { schema: NoParamsSchema, params: 'optional' },
+  'account/sendAddCreditsNudgeEmail': { schema: AddCreditsNudgeParamsSchema, params: 'required' },
   'account/read': { schema: GetAccountParamsSchema, params: 'required' },
   getAuthStatus: { schema: GetAuthStatusParamsSchema, params: 'required' },
+  // Not in the reference: the statechart as a host may see it (issue 9, docs/state-api.md).
+  'account/state/read': { schema: GetAccountStateParamsSchema, params: 'optional' },
 } as const satisfies Record<string, MethodSpec>;
 
 export type MethodName = keyof typeof METHODS;
@@ -54,4 +72,11 @@ export const NOTIFICATIONS = {
   loginCompleted: 'account/login/completed',
   accountUpdated: 'account/updated',
   configWarning: 'configWarning',
+  /** Opt-in (`capabilities.stateNotifications`); not in the reference. */
+  accountStateChanged: 'account/state/changed',
+} as const;
+
+/** Requests the server sends to the client (SPEC §9.3). */
+export const SERVER_REQUESTS = {
+  chatgptAuthTokensRefresh: 'account/chatgptAuthTokens/refresh',
 } as const;

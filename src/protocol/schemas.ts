@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { bool, expecting, str, struct } from './serde.js';
+import { bool, describeValue, expecting, str, struct } from './serde.js';
 
 /**
  * Params of every client request this server implements (SPEC §2, §3, §10).
@@ -15,10 +15,28 @@ export const ClientInfoSchema = struct('ClientInfo', {
   version: str(),
 });
 
+/** Bounds of `capabilities.chatgptAuthTokensRefreshTimeoutMs` (and its environment default), in ms. */
+export const HOST_REFRESH_TIMEOUT_RANGE = { min: 1, max: 600_000 } as const;
+
+const outOfRange = (issue: { input?: unknown }) =>
+  `invalid value: ${describeValue(issue.input)}, expected milliseconds from ${HOST_REFRESH_TIMEOUT_RANGE.min} to ${HOST_REFRESH_TIMEOUT_RANGE.max}`;
+
 export const InitializeCapabilitiesSchema = struct('InitializeCapabilities', {
   experimentalApi: z.optional(bool()),
   requestAttestation: z.optional(bool()),
   optOutNotificationMethods: nullable(z.array(str(), expecting('a sequence'))),
+  /** Opt-in: send `account/state/changed` on every change of the statechart (docs/state-api.md). */
+  stateNotifications: z.optional(bool()),
+  /**
+   * This server's own (issue 8): how long to wait for the host's answer to
+   * `account/chatgptAuthTokens/refresh`; the reference waits 10 s.
+   */
+  chatgptAuthTokensRefreshTimeoutMs: nullable(
+    z.int(expecting('u64')).check(
+      z.gte(HOST_REFRESH_TIMEOUT_RANGE.min, { error: outOfRange }),
+      z.lte(HOST_REFRESH_TIMEOUT_RANGE.max, { error: outOfRange }),
+    ),
+  ),
 });
 
 export const InitializeParamsSchema = struct('InitializeParams', {
@@ -68,6 +86,9 @@ export const RateLimitsReadParamsSchema = struct('GetAccountRateLimitsParams', {
   excludeResetCreditDetails: z.optional(bool()),
 });
 
+/** `account/state/read` (this server's own, docs/state-api.md) takes no params; `{}` is accepted. */
+export const GetAccountStateParamsSchema = struct('GetAccountStateParams', {});
+
 /** `account/logout` takes no params; `{}` (or anything object-like) is accepted. */
 export const LogoutParamsSchema = z.object({}, expecting('unit'));
 
@@ -87,3 +108,40 @@ export function parseLoginId(value: string): string | null {
   }
   return null;
 }
+
+// ---- The rest of the account surface (SPEC-account-surface §13–§18) ----
+
+/** `account/usage/read`: `threadId` is checked as a UUID before the auth gate (§13.2). */
+export const UsageReadParamsSchema = struct('GetAccountTokenUsageParams', {
+  threadId: nullable(str()),
+});
+
+/**
+ * Params of a method that takes none, read strictly as serde reads `()`:
+ * absent, `null` and `{}` pass; `{"x":1}` is `invalid type: map, expected unit` (§14).
+ */
+export const UnitParamsSchema = z.custom<Record<string, never>>(
+  (value) => typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 0,
+  { error: (issue) => `invalid type: ${describeValue(issue.input)}, expected unit` },
+);
+
+/** Params of a method that takes none, read leniently (unknown members ignored), as `account/logout`. */
+export const NoParamsSchema = z.object({}, expecting('unit'));
+
+export const RateLimitResetCreditConsumeParamsSchema = struct('ConsumeRateLimitResetCreditParams', {
+  idempotencyKey: str(),
+  creditId: nullable(str()),
+});
+
+export const AddCreditsNudgeParamsSchema = struct('SendAddCreditsNudgeEmailParams', {
+  creditType: z.enum(['credits', 'usage_limit'], expecting('string or map')),
+});
+
+export const GatewayOAuthReadParamsSchema = struct('GatewayOAuthReadParams', {
+  modelProvider: nullable(str()),
+});
+
+export const GatewayOAuthLoginParamsSchema = struct('GatewayOAuthLoginParams', {
+  modelProvider: nullable(str()),
+  deviceAuth: nullable(bool()),
+});

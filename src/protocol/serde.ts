@@ -40,7 +40,8 @@ export function expectedVariants(values: readonly unknown[]): string {
 }
 
 function isMissing(issue: z.core.$ZodIssue): boolean {
-  return issue.code === 'invalid_type' && (!('input' in issue) || issue.input === undefined);
+  // An absent enum field is an `invalid_value` to zod, a missing field to serde.
+  return (issue.code === 'invalid_type' || issue.code === 'invalid_value') && (!('input' in issue) || issue.input === undefined);
 }
 
 function render(issue: z.core.$ZodIssue, quote = true): string {
@@ -51,6 +52,7 @@ function render(issue: z.core.$ZodIssue, quote = true): string {
       if (input === undefined) return `missing field \`${String(issue.path.at(-1) ?? 'params')}\``;
       return `invalid type: ${describe(input)}, expected ${issue.message}`;
     case 'invalid_value':
+      if (input === undefined) return `missing field \`${String(issue.path.at(-1) ?? 'params')}\``;
       if (typeof input === 'string' && quote) return `unknown variant \`${input}\`, expected ${expectedVariants(issue.values)}`;
       return `invalid type: ${describe(input)}, expected ${issue.message}`;
     case 'invalid_union': {
@@ -79,6 +81,12 @@ function render(issue: z.core.$ZodIssue, quote = true): string {
  * wrong value it meets, and reports missing fields only once the rest was fine.
  */
 export function serdeMessage(error: z.core.$ZodError, { quoteStrings = true } = {}): string {
-  const issue = error.issues.find((i) => !isMissing(i)) ?? error.issues[0];
+  const issue = serdeIssue(error);
   return issue ? render(issue, quoteStrings) : 'invalid params';
+}
+
+/** The issue `serdeMessage` words (a caller may want its `path`); `missing` if it is a missing field. */
+export function serdeIssue(error: z.core.$ZodError): (z.core.$ZodIssue & { missing: boolean }) | undefined {
+  const issue = error.issues.find((i) => !isMissing(i)) ?? error.issues[0];
+  return issue && { ...issue, missing: isMissing(issue) };
 }

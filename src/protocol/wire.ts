@@ -1,10 +1,14 @@
-import type { AccountView, AuthStatusView, RequestEvent, ReplyValue } from '../../machines/account-types.js';
+import type { AccountView, AuthStatusView, RequestEvent, ReplyValue, SurfaceRequestEvent } from '../../machines/account-types.js';
+import type { StateView } from '../../machines/account-views.js';
+import type { StoreInfo } from '../effects/store-info.js';
 import { Secret } from '../../machines/secret.js';
 import { readClaims } from '../effects/jwt.js';
 import { AuthError } from '../errors.js';
 import { METHODS, type MethodName } from './methods.js';
 import { parseLoginId, type LoginAccountParams } from './schemas.js';
+import type { AccountState, GetAccountResult, GetAuthStatusResult, LoginAccountResult } from './results.js';
 import { serdeMessage } from './serde.js';
+import { parseUuid } from './uuid.js';
 
 /**
  * The wire mapping, in one place: params → machine event, machine reply →
@@ -15,6 +19,8 @@ import { serdeMessage } from './serde.js';
 export interface Session {
   optOut: ReadonlySet<string>;
   experimentalApi: boolean;
+  /** `capabilities.stateNotifications`: send `account/state/changed`. */
+  stateNotifications: boolean;
 }
 
 /** Params as parsed by each method's schema. */
@@ -41,7 +47,7 @@ export function validateParams<M extends MethodName>(method: M, raw: unknown): P
 }
 
 /** `account/read` result (SPEC §3.1). */
-export function accountResult({ authMode, email, planType, userId, routing }: AccountView) {
+export function accountResult({ authMode, email, planType, userId, routing }: AccountView): GetAccountResult {
   return {
     account:
       authMode === null
@@ -62,7 +68,7 @@ export function accountResult({ authMode, email, planType, userId, routing }: Ac
 }
 
 /** `getAuthStatus` result (SPEC §3.6). */
-export function authStatusResult(status: AuthStatusView) {
+export function authStatusResult(status: AuthStatusView): GetAuthStatusResult {
   return { authMethod: status.authMode, authToken: status.token?.reveal() ?? null, requiresOpenaiAuth: true };
 }
 
@@ -74,18 +80,20 @@ export function toWireResult(value: ReplyValue): unknown {
     case 'authStatus':
       return authStatusResult(value.status);
     case 'login':
-      return { type: value.type };
+      return { type: value.type } satisfies LoginAccountResult;
     case 'loginStarted': {
       const { details } = value;
       // The auth URL (it holds the login's `state`) and the user code stay `Secret` until here.
-      return details.flow === 'browser'
-        ? { type: 'chatgpt', loginId: value.loginId, authUrl: details.authUrl.reveal() }
-        : {
-            type: 'chatgptDeviceCode',
-            loginId: value.loginId,
-            verificationUrl: details.verificationUrl,
-            userCode: details.userCode.reveal(),
-          };
+      return (
+        details.flow === 'browser'
+          ? { type: 'chatgpt', loginId: value.loginId, authUrl: details.authUrl.reveal() }
+          : {
+              type: 'chatgptDeviceCode',
+              loginId: value.loginId,
+              verificationUrl: details.verificationUrl,
+              userCode: details.userCode.reveal(),
+            }
+      ) satisfies LoginAccountResult;
     }
     case 'cancel':
       return { status: value.status };
@@ -96,9 +104,61 @@ export function toWireResult(value: ReplyValue): unknown {
   }
 }
 
+/** What `account/state/read` adds to the snapshot's view: times, the last error, the store (ms since the epoch). */
+export interface StateExtras {
+  login: { loginId: string; startedAt: number | null; deadline: number | null } | null;
+  lastError: { source: 'request' | 'login' | 'refresh' | 'storage'; code: number | null; message: string; reason: string; recovery: string; at: number } | null;
+  store: StoreInfo | null;
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/**
+ * `account/state/read` result and `account/state/changed` params: an
+ * allowlist, field by field, of what holds no secret (docs/state-api.md).
+ */
+export function accountStateResult(view: StateView, extras: StateExtras): AccountState {
+  const pending = view.pendingLogin;
+  const times = pending && extras.login?.loginId === pending.loginId ? extras.login : null;
+  const error = extras.lastError;
+  return {
+    value: view.value,
+    machines: { session: view.machines.session, loginAttempt: view.machines.loginAttempt },
+    authMode: view.authMode,
+    busy: view.busy,
+    pendingLogin: pending && {
+      loginId: pending.loginId,
+      flow: pending.flow,
+      step: pending.step,
+      startedAt: iso(times?.startedAt ?? null),
+      deadline: iso(times?.deadline ?? null),
+    },
+    refreshing: view.refreshing,
+    lastError: error && {
+      source: error.source,
+      code: error.code,
+      message: error.message,
+      data: { reason: error.reason, recovery: error.recovery },
+      at: new Date(error.at).toISOString(),
+    },
+    policy: {
+      forcedLoginMethod: view.policy.forcedLoginMethod,
+      forcedWorkspaceIds: view.policy.forcedWorkspaceIds === null ? null : [...view.policy.forcedWorkspaceIds],
+    },
+    allowedLoginMethods: [...view.allowedLoginMethods],
+    credentialStore: extras.store && {
+      configured: extras.store.configured,
+      backend: extras.store.backend,
+      reason: extras.store.reason,
+      location: extras.store.location,
+      problem: extras.store.problem,
+    },
+  };
+}
+
 /** Request → machine event. Mode logic stays in the machine; this only translates. */
 export function toEvent(
-  method: Exclude<MethodName, 'initialize'>,
+  method: Exclude<MethodName, 'initialize' | 'account/state/read'>,
   params: unknown,
   requestId: string,
   session: Session,
@@ -134,6 +194,15 @@ export function toEvent(
       if (normalized === null) throw new AuthError('invalidLoginId', `invalid login id: ${loginId}`);
       return { type: 'login.complete', requestId, loginId: normalized, redirectUrl: new Secret(redirectUrl) };
     }
+    case 'account/usage/read':
+    case 'account/securitySetup/read':
+    case 'account/workspaceMessages/read':
+    case 'account/rateLimitResetCredit/consume':
+    case 'account/sendAddCreditsNudgeEmail':
+    case 'account/gatewayOAuth/read':
+    case 'account/gatewayOAuth/login':
+    case 'account/gatewayOAuth/cancel':
+      return toSurfaceEvent(method, params, requestId);
     case 'account/login/start': {
       const login = params as LoginAccountParams;
       switch (login.type) {
@@ -155,5 +224,47 @@ export function toEvent(
           };
       }
     }
+  }
+}
+
+type SurfaceMethodName = Extract<
+  MethodName,
+  `account/${'usage' | 'securitySetup' | 'workspaceMessages' | 'rateLimitResetCredit' | 'sendAddCreditsNudgeEmail' | 'gatewayOAuth'}${string}`
+>;
+
+/**
+ * The rest of the account surface (SPEC-account-surface §13–§18). Parameter
+ * checks that come before the auth gate (§12.1) throw here, so they answer
+ * whatever the credentials.
+ */
+function toSurfaceEvent(method: SurfaceMethodName, params: unknown, requestId: string): SurfaceRequestEvent {
+  switch (method) {
+    case 'account/usage/read': {
+      const { threadId } = params as ParamsOf<'account/usage/read'>;
+      if (threadId == null) return { type: 'usage.read', requestId, threadId: null };
+      const parsed = parseUuid(threadId);
+      if (!parsed.ok) throw new AuthError('invalidThreadId', parsed.why);
+      return { type: 'usage.read', requestId, threadId: parsed.uuid };
+    }
+    case 'account/securitySetup/read':
+      return { type: 'securitySetup.read', requestId };
+    case 'account/workspaceMessages/read':
+      return { type: 'workspaceMessages.read', requestId };
+    case 'account/rateLimitResetCredit/consume': {
+      const { idempotencyKey, creditId } = params as ParamsOf<'account/rateLimitResetCredit/consume'>;
+      if (idempotencyKey === '') throw new AuthError('emptyIdempotencyKey');
+      if (creditId === '') throw new AuthError('emptyCreditId');
+      return { type: 'resetCredit.consume', requestId, idempotencyKey, creditId: creditId ?? null };
+    }
+    case 'account/sendAddCreditsNudgeEmail':
+      return { type: 'addCreditsNudge.send', requestId, creditType: (params as ParamsOf<'account/sendAddCreditsNudgeEmail'>).creditType };
+    case 'account/gatewayOAuth/read':
+      return { type: 'gatewayOAuth.read', requestId, modelProvider: (params as ParamsOf<'account/gatewayOAuth/read'>).modelProvider ?? null };
+    case 'account/gatewayOAuth/login': {
+      const { modelProvider, deviceAuth } = params as ParamsOf<'account/gatewayOAuth/login'>;
+      return { type: 'gatewayOAuth.login', requestId, modelProvider: modelProvider ?? null, deviceAuth: deviceAuth ?? false };
+    }
+    case 'account/gatewayOAuth/cancel':
+      return { type: 'gatewayOAuth.cancel', requestId };
   }
 }

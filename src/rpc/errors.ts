@@ -92,6 +92,19 @@ const RULES: Record<ErrorKind, Rule> = {
   // The OS keyring (docs/keyring.md).
   keyringUnavailable: [INTERNAL, 'keyring_unavailable', 'check_keyring'],
   keyringLocked: [INTERNAL, 'keyring_locked', 'unlock_keyring'],
+  // The rest of the account surface (SPEC-account-surface §12–§18).
+  invalidThreadId: [INVALID, 'invalid_thread_id', 'fix_request'],
+  emptyIdempotencyKey: [INVALID, 'invalid_params', 'fix_request'],
+  emptyCreditId: [INVALID, 'invalid_params', 'fix_request'],
+  accountAuthRequired: [INVALID, 'auth_required', 'login'],
+  chatgptAuthRequired: [INVALID, 'chatgpt_auth_required', 'use_chatgpt_login'],
+  modelProviderNotConfigured: [INVALID, 'model_provider_not_configured', 'fix_request'],
+  gatewayOAuthNotUsed: [INVALID, 'gateway_oauth_not_used', 'fix_request'],
+};
+
+/** `data` members the reference itself sends for some errors, kept beside ours (SPEC-account-surface §18.2). */
+const REFERENCE_DATA: Partial<Record<ErrorKind, (failure: AuthFailure) => Record<string, unknown>>> = {
+  modelProviderNotConfigured: (f) => ({ type: 'modelProviderNotConfigured', modelProvider: f.modelProvider ?? null }),
 };
 
 /** The single place that turns a failure into a wire error. */
@@ -99,7 +112,8 @@ export function toResponseError(failure: AuthFailure | { kind: ErrorKind; messag
   const known = Object.hasOwn(RULES, failure.kind);
   const [code, reason, recovery] = RULES[known ? failure.kind : 'internal'];
   const message = errorText(known ? failure : { kind: 'internal' });
-  return new ResponseError(code, message, { reason, recovery });
+  const extra = known ? REFERENCE_DATA[failure.kind]?.(failure as AuthFailure) : undefined;
+  return new ResponseError(code, message, { ...extra, reason, recovery });
 }
 
 /** Maps anything a handler threw; unknown errors are logged and answered generically. */

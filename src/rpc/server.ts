@@ -13,6 +13,8 @@ import { buildUserAgent, type PlatformInfo } from '../user-agent.js';
 import { errorFromThrown, toResponseError } from './errors.js';
 import type { RpcTrace } from '../inspect/types.js';
 import { HostConnection, type HostPort } from './host.js';
+import { createStateApi } from './state-api.js';
+import type { StoreInfo } from '../effects/store-info.js';
 import { describeThrown, LineWriter, parseLine, readLines, type JsonRpcId } from './ndjson.js';
 
 /** What effects may use that only exists once the connection does. */
@@ -44,6 +46,8 @@ export interface ServerOptions {
   maxRequestMs?: number;
   /** Told of each request, response (with timing) and notification; never params or results. */
   rpcTrace?: (trace: RpcTrace) => void;
+  /** The credential store backend, for `account/state/read` (which store is in use and why). */
+  credentialStore?: { describe(): StoreInfo };
 }
 
 /** How long answers to already-received requests may delay exit after stdin EOF. */
@@ -91,9 +95,13 @@ export function startServer(options: ServerOptions): RunningServer {
   );
   const host = new HostConnection(writer, log);
   const machine = options.effects ? options.machine.provide({ actors: options.effects({ host }) }) : options.machine;
+  const store = options.credentialStore;
+  const stateApi = createStateApi({ now, ...(store ? { store: () => store.describe() } : {}) });
 
   let session: Session | null = null;
   let client: ClientIdentity | null = null;
+  /** `capabilities.chatgptAuthTokensRefreshTimeoutMs`, if the host set it. */
+  let hostRefreshTimeoutMs: number | undefined;
   let open = 0;
   let nextSeq = 0;
 
@@ -171,10 +179,11 @@ export function startServer(options: ServerOptions): RunningServer {
         log.error(() => `account actor failed, restarting it: ${describeThrown(error)}`);
         failOwed(() => true, 'was owed by the failed actor');
         actor = startActor();
-        if (client) actor.send({ type: 'client.identify', client });
+        if (client) actor.send({ type: 'client.identify', client, hostRefreshTimeoutMs });
       },
     });
     next.start();
+    stateApi.attach(next);
     return next;
   };
   let actor = startActor();
@@ -191,9 +200,14 @@ export function startServer(options: ServerOptions): RunningServer {
     session = {
       optOut: new Set(capabilities.optOutNotificationMethods ?? []),
       experimentalApi: capabilities.experimentalApi ?? false,
+      stateNotifications: capabilities.stateNotifications ?? false,
     };
+    if (session.stateNotifications) {
+      stateApi.onChange((state) => notify(NOTIFICATIONS.accountStateChanged, state), session.experimentalApi);
+    }
     client = { originator: params.clientInfo.name, userAgent };
-    actor.send({ type: 'client.identify', client });
+    hostRefreshTimeoutMs = capabilities.chatgptAuthTokensRefreshTimeoutMs ?? undefined;
+    actor.send({ type: 'client.identify', client, hostRefreshTimeoutMs });
     return {
       userAgent,
       codexHome: options.codexHome,
@@ -249,6 +263,10 @@ export function startServer(options: ServerOptions): RunningServer {
       } else if (method === 'getAuthStatus') {
         const view = readAuthStatus(actor.getSnapshot(), (params as ParamsOf<'getAuthStatus'>).includeToken ?? false);
         if (view) return fromView(view, authStatusResult);
+      } else if (method === 'account/state/read') {
+        // Always from the snapshot, loading included: the state is the answer.
+        const state = stateApi.read(actor.getSnapshot(), session.experimentalApi);
+        return answer(() => writer.result(id, state));
       }
       // The global Web Crypto is loaded on first use, not at start-up (node:crypto costs ~2 ms there).
       const event = toEvent(method, params, seq, session, () => globalThis.crypto.randomUUID());

@@ -26,7 +26,7 @@ describe('secrets never leave through the inspectors', { timeout: 120_000 }, () 
       args: ['--inspect', '--inspect-ui'],
       env: { CODEX_ACCOUNT_SERVER_LOG: 'debug' },
     });
-    await server.initialize();
+    await server.initialize({ capabilities: { experimentalApi: true, stateNotifications: true } });
     const urls = await inspectUrls(server, { live: true, stately: true });
     live = await SseReader.open(urls.port, `/events?token=${urls.token}`);
     stately = await SseReader.open(urls.port, `/stately/events?token=${urls.token}`);
@@ -39,7 +39,7 @@ describe('secrets never leave through the inspectors', { timeout: 120_000 }, () 
     await backend?.stop();
   });
 
-  it('keeps random API keys and host tokens out of the page feed, the Stately feed and stderr', async () => {
+  it('keeps random API keys and host tokens out of the page feed, the Stately feed, the state API and stderr', async () => {
     const used: string[] = [];
     let n = 0;
     await fc.assert(
@@ -57,6 +57,7 @@ describe('secrets never leave through the inspectors', { timeout: 120_000 }, () 
         );
         expect(tokens.result).toEqual({ type: 'chatgptAuthTokens' });
         await server.notification('account/updated', server.messages.indexOf(tokens));
+        await server.request('account/state/read', {}, `${tag}-state`);
         // The host asks for the token back: it goes to stdout only.
         expect((await server.request('getAuthStatus', { includeToken: true }, `${tag}-status`)).result.authToken).toBe(accessToken);
         await server.request('account/logout', {}, `${tag}-out2`);
@@ -68,7 +69,10 @@ describe('secrets never leave through the inspectors', { timeout: 120_000 }, () 
     await stately.waitFor((m) => m.type === '@xstate.event' && m.event.type === 'logout' && m.event.requestId !== undefined);
     await new Promise((resolve) => setTimeout(resolve, 200));
 
-    const emitted = { live: live.raw, stately: stately.raw, stderr: server.stderr };
+    const stateApi = server.rawLines.filter((line) => line.includes('"account/state/changed"') || /^\{"id":"run-\d+-state"/.test(line));
+    expect(stateApi.filter((line) => line.includes('"account/state/changed"')).length).toBeGreaterThan(12);
+    expect(stateApi.filter((line) => line.includes('-state"')).length).toBe(12);
+    const emitted = { live: live.raw, stately: stately.raw, stderr: server.stderr, stateApi: stateApi.join('\n') };
     expect(live.messages.length).toBeGreaterThan(100);
     expect(stately.messages.length).toBeGreaterThan(100);
     for (const secret of used) {

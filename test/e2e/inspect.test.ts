@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { httpGet, inspectUrls, rootStates, SseReader } from '../helpers/inspect.js';
+import { chatgptAuthFile } from '../helpers/jwt.js';
 import { ServerProcess } from '../helpers/server-process.js';
 
 describe('--inspect-ui and --inspect', () => {
@@ -36,7 +37,11 @@ describe('--inspect-ui and --inspect', () => {
     expect(page.status).toBe(200);
     expect(page.headers['content-security-policy']).toMatch(/default-src 'none'; script-src 'nonce-[^']+'/);
     expect(page.headers['referrer-policy']).toBe('no-referrer');
-    expect(page.body).toContain('id="account:loggedOut"');
+    for (const id of ['account:credentials.loggedOut', 'account:login.chatgptPending.waiting', 'session:refreshing', 'loginAttempt:open.running.waiting']) {
+      expect(page.body).toContain(`id="${id}"`);
+    }
+    // Child machines' diagrams wait, hidden, until one of their actors runs.
+    expect(page.body).toMatch(/<section class="wide" data-machine="session" data-child="true" hidden>/);
     expect(page.body).not.toMatch(/https?:\/\/(?!www\.w3\.org)/);
   });
 
@@ -67,20 +72,39 @@ describe('--inspect-ui and --inspect', () => {
     const { s, urls } = await startUi();
     const reader = await feed(urls.port, urls.token);
     const init = await reader.waitFor((m) => m.type === 'init');
-    expect(rootStates([init])).toEqual(['loggedOut']);
+    expect(rootStates([init])).toEqual([{ credentials: 'loggedOut', login: 'idle' }]);
     await s.request('account/login/start', { type: 'apiKey', apiKey: 'sk-visible-only-on-stdin-123456' }, 'login-7');
-    await reader.waitFor((m) => m.type === 'snapshot' && m.snapshot.value === 'apiKey');
+    await reader.waitFor((m) => m.type === 'snapshot' && m.snapshot.value?.credentials === 'apiKey');
     const response = await reader.waitFor((m) => m.type === 'log' && m.entry.kind === 'rpc' && m.entry.rpc.kind === 'response' && m.entry.rpc.id === 'login-7');
     expect(response.entry.rpc).toEqual({ dir: 'out', kind: 'response', method: 'account/login/start', id: 'login-7', ms: expect.any(Number), errorCode: null });
     await reader.waitFor((m) => m.type === 'log' && m.entry.kind === 'emitted' && m.entry.event.type === 'account.updated');
     await reader.waitFor((m) => m.type === 'log' && m.entry.kind === 'rpc' && m.entry.rpc.method === 'account/updated');
-    const snapshot = await reader.waitFor((m) => m.type === 'snapshot' && m.snapshot.value === 'apiKey');
+    const snapshot = await reader.waitFor((m) => m.type === 'snapshot' && m.snapshot.value?.credentials === 'apiKey');
     expect(snapshot.snapshot.context.stored).toEqual({ kind: 'apiKey', apiKey: '[redacted]' });
-    // Snapshots within one 50 ms batch coalesce: the brief savingApiKey may or may not show.
-    const states = rootStates(reader.messages);
+    expect(snapshot.snapshot.active).toEqual(['account:credentials', 'account:credentials.apiKey', 'account:login', 'account:login.idle']);
+    // Snapshots within one 50 ms batch coalesce: the brief `saving` may or may not show.
+    const states = rootStates(reader.messages).map((v: any) => v.credentials);
     expect(states[0]).toBe('loggedOut');
     expect(states.at(-1)).toBe('apiKey');
     expect(reader.raw).not.toContain('sk-visible-only-on-stdin-123456');
+  });
+
+  it('streams the session child machine with its active states while ChatGPT credentials are active, and its stop on logout', async () => {
+    server = ServerProcess.start({ args: ['--inspect-ui'], auth: chatgptAuthFile() });
+    await server.initialize();
+    const urls = await inspectUrls(server);
+    const reader = await feed(urls.port, urls.token);
+    // The credentials load in the background: the session shows in the init message or right after it.
+    const views = (m: any): any[] => (m.type === 'init' ? m.actors : m.type === 'snapshot' ? [m.snapshot] : []);
+    const sessionReady = (v: any) => v.machine === 'session' && v.value === 'ready';
+    const session = views(await reader.waitFor((m) => views(m).some(sessionReady))).find(sessionReady);
+    expect(session).toMatchObject({ id: 'session', status: 'active', active: ['session:ready'] });
+    expect(session.context.accessToken).toBe('[redacted]');
+    expect(rootStates(reader.messages).at(-1)).toEqual({ credentials: { chatgptSession: 'chatgpt' }, login: 'idle' });
+    await server.request('account/logout', {});
+    await reader.waitFor((m) => m.type === 'snapshot' && m.snapshot.machine === 'session' && m.snapshot.status === 'stopped');
+    expect(reader.raw).not.toContain(chatgptAuthFile().tokens.access_token);
+    expect(reader.raw).not.toContain('rt-1');
   });
 
   it('serves two page clients at once and tells stderr about each', async () => {
@@ -160,9 +184,12 @@ describe('--inspect-ui and --inspect', () => {
     expect(page.headers['content-security-policy']).toContain('frame-src https://stately.ai');
     const reader = await feed(urls.port, urls.token, '/stately/events');
     const actor = await reader.waitFor((m) => m.type === '@xstate.actor' && m.name === 'account');
-    expect(JSON.parse(actor.definition)).toMatchObject({ id: 'account', initial: 'loading' });
+    const definition = JSON.parse(actor.definition);
+    expect(definition).toMatchObject({ id: 'account', type: 'parallel' });
+    expect(definition.states.credentials).toMatchObject({ initial: 'loading' });
+    expect(Object.keys(definition.states.login.states).sort()).toEqual(['chatgptPending', 'idle']);
     await s.request('account/login/start', { type: 'apiKey', apiKey: 'sk-bridge-secret-98765' });
-    const snap = await reader.waitFor((m) => m.type === '@xstate.snapshot' && m.snapshot.value === 'apiKey');
+    const snap = await reader.waitFor((m) => m.type === '@xstate.snapshot' && m.snapshot.value?.credentials === 'apiKey');
     expect(snap.snapshot.context.stored).toEqual({ kind: 'apiKey', apiKey: '[redacted]' });
     await reader.waitFor((m) => m.type === '@xstate.event' && m.event.type === 'login.apiKey');
     expect(reader.raw).not.toContain('sk-bridge-secret-98765');

@@ -5,7 +5,11 @@ import { LOGGED_OUT, ServerProcess, settle, type Wire } from '../helpers/server-
 
 /** This server's own methods, in the reference's order (SPEC §1 "Unknown method"). */
 const METHOD_LIST =
-  '`initialize`, `account/login/start`, `account/login/cancel`, `account/login/complete`, `account/logout`, `account/rateLimits/read`, `account/read`, `getAuthStatus`';
+  '`initialize`, `account/gatewayOAuth/read`, `account/gatewayOAuth/login`, `account/gatewayOAuth/cancel`, ' +
+  '`account/login/start`, `account/login/cancel`, `account/login/complete`, `account/logout`, ' +
+  '`account/securitySetup/read`, `account/rateLimits/read`, `account/rateLimitResetCredit/consume`, ' +
+  '`account/usage/read`, `account/workspaceMessages/read`, `account/sendAddCreditsNudgeEmail`, ' +
+  '`account/read`, `getAuthStatus`, `account/state/read`';
 const unknownVariant = (method: string) => `Invalid request: unknown variant \`${method}\`, expected one of ${METHOD_LIST}`;
 const INVALID_PARAMS_DATA = { reason: 'invalid_params', recovery: 'fix_request' };
 

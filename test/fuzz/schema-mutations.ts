@@ -56,6 +56,15 @@ export function validBases(secret: string): Record<MethodName, Array<Record<stri
     'account/rateLimits/read': [{ supportsLunaReserve: true, excludeResetCreditDetails: false }],
     'account/read': [{ refreshToken: false }],
     getAuthStatus: [{ includeToken: true, refreshToken: false }],
+    'account/state/read': [{}],
+    'account/gatewayOAuth/read': [{ modelProvider: null }],
+    'account/gatewayOAuth/login': [{ modelProvider: null, deviceAuth: false }],
+    'account/gatewayOAuth/cancel': [{}],
+    'account/securitySetup/read': [{}],
+    'account/rateLimitResetCredit/consume': [{ idempotencyKey: 'k-1', creditId: null }],
+    'account/usage/read': [{ threadId: null }],
+    'account/workspaceMessages/read': [{}],
+    'account/sendAddCreditsNudgeEmail': [{ creditType: 'credits' }],
   };
 }
 

@@ -84,6 +84,8 @@ export class Issuer {
   tokenDelayMs = 0;
   apiKeyMode: 'normal' | 'fail' = 'normal';
   refreshMode: 'normal' | 'serverError' | 'notJson' = 'normal';
+  /** Delay before the refresh grant is looked at (slow issuer; overlapping refreshes). */
+  refreshDelayMs = 0;
   deviceMode: 'normal' | 'disabled' | 'serverError' | 'pollServerError' = 'normal';
   /** `interval` of the user-code answer (seconds as a string, SPEC §7). */
   deviceInterval = '0.05';
@@ -311,6 +313,7 @@ export class Issuer {
     }
     if (parsed.client_id !== CLIENT_ID || parsed.grant_type !== 'refresh_token') return json(400, { error: 'invalid_request' });
     if (!req.headers.originator || !req.headers['user-agent']) return json(400, { error: 'invalid_request', error_description: 'missing headers' });
+    if (this.refreshDelayMs > 0) await new Promise((r) => setTimeout(r, this.refreshDelayMs));
     if (this.refreshMode === 'serverError') return json(502, { error: 'bad_gateway' });
     if (this.refreshMode === 'notJson') {
       res.writeHead(200, { 'Content-Type': 'text/html' });

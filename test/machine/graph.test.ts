@@ -58,6 +58,18 @@ const SAMPLES: Record<string, AccountEvent[]> = {
   'login.cancel': [{ type: 'login.cancel', requestId: 'r', loginId: LOGIN_ID }],
   'login.complete': [{ type: 'login.complete', requestId: 'r', loginId: LOGIN_ID, redirectUrl: new Secret('http://localhost:1455/auth/callback?code=c&state=s') }],
   logout: [{ type: 'logout', requestId: 'r' }],
+  // The rest of the account surface (SPEC-account-surface §13–§18)
+  'usage.read': [
+    { type: 'usage.read', requestId: 'r', threadId: null },
+    { type: 'usage.read', requestId: 'r', threadId: '00000000-0000-4000-8000-000000000002' },
+  ],
+  'securitySetup.read': [{ type: 'securitySetup.read', requestId: 'r' }],
+  'workspaceMessages.read': [{ type: 'workspaceMessages.read', requestId: 'r' }],
+  'resetCredit.consume': [{ type: 'resetCredit.consume', requestId: 'r', idempotencyKey: 'k', creditId: null }],
+  'addCreditsNudge.send': [{ type: 'addCreditsNudge.send', requestId: 'r', creditType: 'credits' }],
+  'gatewayOAuth.read': [{ type: 'gatewayOAuth.read', requestId: 'r', modelProvider: null }],
+  'gatewayOAuth.login': [{ type: 'gatewayOAuth.login', requestId: 'r', modelProvider: null, deviceAuth: false }],
+  'gatewayOAuth.cancel': [{ type: 'gatewayOAuth.cancel', requestId: 'r' }],
   // Effects of the credentials region
   'xstate.done.actor.load': [done('load', null), done('load', apiKey), done('load', storedChatgpt('ws-1'))],
   'xstate.error.actor.load': [error('load')],

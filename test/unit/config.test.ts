@@ -95,6 +95,15 @@ describe('config', () => {
     expect(loadConfig({ CODEX_HOME: homeWith(), CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS: '250' }).keyringTimeoutMs).toBe(250);
   });
 
+  it('reads the host refresh deadline from the environment, 10 s by default and outside 1..600000 ms', () => {
+    const deadline = (value?: string) =>
+      loadConfig({ CODEX_HOME: homeWith(), CODEX_ACCOUNT_SERVER_HOST_REFRESH_TIMEOUT_MS: value }).hostRefreshTimeoutMs;
+    expect(deadline()).toBe(10_000);
+    expect(deadline('1')).toBe(1);
+    expect(deadline('600000')).toBe(600_000);
+    for (const invalid of ['0', '600001', '1.5', 'soon', '', '-5']) expect(deadline(invalid)).toBe(10_000);
+  });
+
   it('resolves a relative CODEX_HOME to an absolute path', () => {
     const config = loadConfig({ CODEX_HOME: 'relative-home-that-does-not-exist' });
     expect(config.codexHome).toBe(join(process.cwd(), 'relative-home-that-does-not-exist'));

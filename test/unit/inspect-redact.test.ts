@@ -74,16 +74,29 @@ describe('createRedactor', () => {
   });
 
   it('walks an XState snapshot as JSON sees it and turns actor refs into ids', async () => {
+    const stored: StoredAuth = {
+      kind: 'chatgpt',
+      idToken: new Secret('id-token-from-disk-1'),
+      accessToken: new Secret('access-token-from-disk-2'),
+      refreshToken: new Secret('refresh-token-from-disk-3'),
+      accountId: 'ws-1',
+      apiKey: new Secret('sk-from-disk-1'),
+      claims: { email: 'a@b.c', userId: 'user-1', accountId: 'ws-1', planType: 'pro' },
+      lastRefresh: null,
+    };
     const actor = createActor(
-      accountMachine.provide({ actors: { loadCredentials: fromPromise<StoredAuth | null, void>(async () => ({ kind: 'apiKey', apiKey: new Secret('sk-from-disk-1') })) } }),
+      accountMachine.provide({ actors: { loadCredentials: fromPromise<StoredAuth | null, void>(async () => stored) } }),
       { input: { policy: { forcedLoginMethod: null, forcedWorkspaceIds: null } } },
     ).start();
     await new Promise((resolve) => setTimeout(resolve, 10));
     const out = createRedactor().redact(actor.getSnapshot()) as Record<string, any>;
-    expect(out.value).toBe('apiKey');
-    expect(out.context.stored).toEqual({ kind: 'apiKey', apiKey: REDACTED });
+    expect(out.value).toEqual({ credentials: { chatgptSession: 'chatgpt' }, login: 'idle' });
+    expect(out.context.stored).toMatchObject({ kind: 'chatgpt', accessToken: REDACTED, refreshToken: REDACTED, apiKey: REDACTED });
+    // The session child is a ref in the snapshot: only its ids go out, never its context.
+    const session = actor.getSnapshot().children.session!;
+    expect(out.children.session).toEqual({ actor: session.sessionId, id: 'session' });
     expect(out).not.toHaveProperty('machine');
-    expect(JSON.stringify(out)).not.toContain('sk-from-disk-1');
+    expect(JSON.stringify(out)).not.toMatch(/from-disk/);
     expect(createRedactor().redact({ ref: actor })).toEqual({ ref: { actor: actor.sessionId, id: actor.id } });
     actor.stop();
   });

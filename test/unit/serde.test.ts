@@ -57,13 +57,27 @@ describe('serde wording of values and variants', () => {
 describe('unknown methods', () => {
   it('lists the implemented methods in the reference order', () => {
     expect(unknownMethodMessage('x/y')).toBe(
-      'Invalid request: unknown variant `x/y`, expected one of `initialize`, `account/login/start`, `account/login/cancel`, `account/login/complete`, `account/logout`, `account/rateLimits/read`, `account/read`, `getAuthStatus`',
+      'Invalid request: unknown variant `x/y`, expected one of `initialize`, ' +
+        '`account/gatewayOAuth/read`, `account/gatewayOAuth/login`, `account/gatewayOAuth/cancel`, ' +
+        '`account/login/start`, `account/login/cancel`, `account/login/complete`, `account/logout`, ' +
+        '`account/securitySetup/read`, `account/rateLimits/read`, `account/rateLimitResetCredit/consume`, ' +
+        '`account/usage/read`, `account/workspaceMessages/read`, `account/sendAddCreditsNudgeEmail`, ' +
+        '`account/read`, `getAuthStatus`, `account/state/read`',
     );
   });
 
-  it('requires params for every method but account/logout and account/rateLimits/read', () => {
-    const optional = Object.entries(METHODS).filter(([, spec]) => spec.params === 'optional').map(([name]) => name);
-    expect(optional).toEqual(['account/logout', 'account/rateLimits/read']);
+  it('requires params only where the reference does', () => {
+    const required = Object.entries(METHODS).filter(([, spec]) => spec.params === 'required').map(([name]) => name);
+    expect(required).toEqual([
+      'initialize',
+      'account/login/start',
+      'account/login/cancel',
+      'account/login/complete',
+      'account/rateLimitResetCredit/consume',
+      'account/sendAddCreditsNudgeEmail',
+      'account/read',
+      'getAuthStatus',
+    ]);
   });
 });
 
