@@ -15,7 +15,6 @@ export default defineConfig({
       'test/unit/storage*.test.ts',
       'test/unit/keyring-store.test.ts',
       'test/unit/log.test.ts',
-      'test/unit/inspect-*.test.ts',
     ],
     testTimeout: 20_000,
     hookTimeout: 20_000,

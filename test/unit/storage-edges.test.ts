@@ -68,9 +68,17 @@ describe('auth.json parse errors', () => {
     expect(corrupt('{"auth_mode":"chatgpt","tokens":null}')).toBe('/h/auth.json has auth_mode "chatgpt" that this server cannot use; log in again to replace it');
   });
 
+  it('refuses tokens under an auth_mode it does not know instead of reading them as a ChatGPT login', () => {
+    const tokens = { id_token: chatgptJwt({ accountId: 'ws-1' }), access_token: 'a', refresh_token: 'r' };
+    expect(corrupt(JSON.stringify({ auth_mode: 'chatgptAuthTokens', tokens }))).toBe(
+      '/h/auth.json has auth_mode "chatgptAuthTokens" that this server cannot use; log in again to replace it',
+    );
+  });
+
   it('says which token is not a JWT', () => {
     const text = JSON.stringify({ auth_mode: 'chatgpt', tokens: { id_token: 'sk-not-a-jwt', access_token: 'a', refresh_token: 'r' } });
     expect(corrupt(text)).toBe('/h/auth.json holds an id_token that is not a JWT; log in again to replace it');
+    expect(() => parseAuth(text, '/h/auth.json')).toThrow(expect.objectContaining({ kind: 'authFileCorrupt' }));
   });
 });
 
@@ -84,7 +92,8 @@ describe('auth.json store failures', () => {
   it('reports a directory in place of auth.json on logout instead of claiming success', async () => {
     const { store: s, authPath } = store();
     mkdirSync(join(authPath, 'inside'), { recursive: true });
-    await expect(s.clear()).rejects.toThrow(new RegExp(`^failed to remove ${authPath}: E(ISDIR|PERM)`));
+    const error = await s.clear().catch((e: unknown) => e);
+    expect(error).toMatchObject({ kind: 'storageFailed', message: expect.stringMatching(new RegExp(`^failed to remove ${authPath}: E(ISDIR|PERM)`)) });
   });
 
   it('calls ChatGPT credentials "credentials" when a save fails', async () => {
