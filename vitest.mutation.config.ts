@@ -12,6 +12,9 @@ export default defineConfig({
   test: {
     include: [
       'test/machine/**/*.test.ts',
+      // In-process server tests reach the views, the surface and the wording.
+      'test/rpc/**/*.test.ts',
+      'test/unit/{rate-limits,serde,config,uuid-rfc3339}.test.ts',
       'test/unit/storage*.test.ts',
       'test/unit/keyring-store.test.ts',
       'test/unit/log.test.ts',
