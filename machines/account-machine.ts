@@ -155,7 +155,6 @@ export const accountMachine = setup({
       stored !== null && isStoredAuthVisible(context.policy, stored),
     isPendingLogin: ({ context, event }) =>
       event.type === 'login.cancel' && context.pending !== null && context.pending.loginId === event.loginId,
-    isLoginStarting: ({ context }) => context.startingRequest !== null,
     hasStoredApiKey: ({ context }) => context.stored?.kind === 'apiKey',
     hasStoredChatgpt: ({ context }) => context.stored?.kind === 'chatgpt',
     hasNoActiveAuth: ({ context }) => activeAuthMode(context) === null,
@@ -167,7 +166,6 @@ export const accountMachine = setup({
     isLoading: ({ context }) => context.busyWith === 'load',
     lacksRouting: ({ context }) => context.routing === null,
     wantsRefresh: ({ event }) => event.type === 'account.read' && event.refreshToken,
-    isRefreshedWorkspaceAllowed: ({ context }, accountId: string) => isWorkspaceAllowed(context.policy, accountId),
     /** The attempt checks the workspace before saving; checked again here, where the policy lives. */
     isAttemptWorkspaceAllowed: ({ context }, outcome: LoginAttemptOutput) =>
       outcome.status !== 'succeeded' || isStoredAuthVisible(context.policy, outcome.auth),

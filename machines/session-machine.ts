@@ -182,8 +182,6 @@ export const sessionMachine = setup({
     isRecoverableDiscoveryFailure: ({ context }, failure: AuthFailure) =>
       failure.kind === 'backendUnauthorized' && !context.discoveryRecovered,
     isRefreshedWorkspaceAllowed: ({ context }, output: HostRefreshOutput) => isWorkspaceAllowed(context.policy, output.accountId),
-    /** Managed mode redeems the stored refresh token; host tokens can only be refreshed by the host. */
-    canRefresh: ({ context }) => context.mode === 'external' || context.stored !== null,
   },
   delays: {
     hostRefreshTimeout: ({ context }) => context.hostRefreshTimeoutMs,
