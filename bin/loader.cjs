@@ -1,40 +1,61 @@
-// Loads the bundled server (dist/cli.cjs) with the V8 code cache the build
-// wrote beside it, so start-up skips most parsing and compiling. Node 20 has
-// no built-in compile cache for this. A cache made by another Node/V8 is
+// Loads the bundled server with the V8 code cache the build wrote beside each
+// bundle, so start-up skips most parsing and compiling. Node 20 has no
+// built-in compile cache for this. A cache made by another Node/V8 is
 // rejected by V8 itself and the bundle is simply compiled as usual.
+// Two bundles: dist/cli.cjs, the small start-up stage that answers
+// `initialize`, and dist/server.cjs, the server proper, which the start-up
+// stage asks for (through `load`) once that answer is written.
 // CommonJS on purpose: the ESM loader costs a few milliseconds more at start-up.
 'use strict';
 const { readFileSync } = require('node:fs');
 const { createRequire } = require('node:module');
-const { dirname, join } = require('node:path');
+const { join } = require('node:path');
 const { Script } = require('node:vm');
 
-const bundlePath = join(__dirname, '..', 'dist', 'cli.cjs');
-const cachePath = `${bundlePath}.cache`;
+const distDir = join(__dirname, '..', 'dist');
+/** dist/<name>.cjs */
+const bundlePath = (name) => join(distDir, `${name}.cjs`);
+/** dist/<name>.cjs.cache */
+const cachePath = (name) => `${bundlePath(name)}.cache`;
+/** The names of the bundles `load` handles, in the order start-up loads them. */
+const BUNDLES = ['cli', 'server'];
 
-/** Compiles the bundle as a CommonJS function, with the code cache when one is given. */
-function compileBundle(cachedData) {
-  const source = readFileSync(bundlePath, 'utf8');
+/** Compiles a bundle as a CommonJS function, with the code cache when one is given. */
+function compileBundle(name, cachedData) {
+  const filename = bundlePath(name);
+  const source = readFileSync(filename, 'utf8');
   const wrapper = `(function (exports, require, module, __filename, __dirname) {${source}\n})`;
-  return new Script(wrapper, { filename: bundlePath, ...(cachedData ? { cachedData } : {}) });
+  return new Script(wrapper, { filename, ...(cachedData ? { cachedData } : {}) });
 }
 
-/** Runs a compiled bundle with the given argv (process.argv from index 2); returns its exports. */
-function runBundle(script, argv) {
-  process.argv = [process.argv[0], bundlePath, ...argv];
-  const module = { exports: {} };
-  script.runInThisContext()(module.exports, createRequire(bundlePath), module, bundlePath, dirname(bundlePath));
-  return module.exports;
-}
+const loaded = new Map();
 
-function start(argv) {
+/**
+ * Compiles (with its cache, if there is one) and runs a bundle once; returns its exports.
+ * `{ script }` of each is kept, so the build can take the code cache after its warm-up.
+ */
+function load(name) {
+  const done = loaded.get(name);
+  if (done) return done.exports;
   let cachedData;
   try {
-    cachedData = readFileSync(cachePath);
+    cachedData = readFileSync(cachePath(name));
   } catch {
     // no cache: compile normally
   }
-  runBundle(compileBundle(cachedData), argv);
+  const script = compileBundle(name, cachedData);
+  const filename = bundlePath(name);
+  const module = { exports: {} };
+  script.runInThisContext()(module.exports, createRequire(filename), module, filename, distDir);
+  loaded.set(name, { script, exports: module.exports });
+  return module.exports;
 }
 
-module.exports = { bundlePath, cachePath, compileBundle, runBundle, start };
+/** The script a bundle was loaded from (for the build's `createCachedData()`). */
+const loadedScript = (name) => loaded.get(name)?.script;
+
+function start(argv) {
+  load('cli').main(argv, () => load('server'));
+}
+
+module.exports = { BUNDLES, bundlePath, cachePath, compileBundle, load, loadedScript, start };

@@ -1,15 +1,16 @@
-// Bundles src/cli.ts into dist/cli.cjs (one file to load, no transpiling at run
-// time), then writes the V8 code cache that bin/loader.cjs feeds back to V8.
+// Bundles the start-up stage src/cli.ts into dist/cli.cjs and the server proper
+// src/serve.ts into dist/server.cjs (no transpiling at run time), then writes
+// the V8 code cache of each, which bin/loader.cjs feeds back to V8.
 // Inspection (`--inspect`, `--inspect-ui`) is a second bundle, dist/inspect.cjs,
 // required only when asked for, so the start-up bundle does not grow with it.
 import { readFile } from 'node:fs/promises';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import loader from '../bin/loader.cjs';
 
-const { cachePath, compileBundle, runBundle } = loader;
+const { BUNDLES, bundlePath, cachePath, load, loadedScript } = loader;
 
 const common = {
   bundle: true,
@@ -55,12 +56,25 @@ const inspectApart = {
   },
 };
 
+// Caches of an older build would be fed to V8 by the warm-up below.
+for (const name of BUNDLES) rmSync(cachePath(name), { force: true });
+
 await build({
   ...common,
   entryPoints: ['src/cli.ts'],
   outfile: 'dist/cli.cjs',
   plugins: [inspectApart],
 });
+
+await build({
+  ...common,
+  entryPoints: ['src/serve.ts'],
+  outfile: 'dist/server.cjs',
+  plugins: [inspectApart],
+});
+
+// The start-up stage must stay small: zod, xstate and the machines belong in dist/server.cjs.
+if (statSync(bundlePath('cli')).size > 32 * 1024) throw new Error('dist/cli.cjs grew past 32 KiB: something heavy is imported on the start-up path');
 
 await build({
   ...common,
@@ -93,17 +107,15 @@ await build({
   logLevel: 'warning',
 });
 
-// Run the module's top level once (`--warm-up` returns before serving), then
-// one initialize and account/read on memory streams with a home holding an API
-// key, so the cache holds the functions start-up and the first requests
-// compile, not just the outer script (V8 adds functions compiled by then).
-const script = compileBundle();
-const bundle = runBundle(script, ['--warm-up']);
+// One initialize and account/read through both stages on memory streams, with a home holding an
+// API key, so each cache holds the functions start-up and the first requests compile, not just
+// the outer script (V8 adds functions compiled by then).
+const cli = load('cli');
 const home = mkdtempSync(join(tmpdir(), 'cas-warm-up-'));
 try {
   writeFileSync(join(home, 'auth.json'), JSON.stringify({ auth_mode: 'apikey', OPENAI_API_KEY: 'sk-warm-up' }, null, 2), { mode: 0o600 });
-  await bundle.warmUp(home);
+  await cli.warmUp(home, () => load('server'));
 } finally {
   rmSync(home, { recursive: true, force: true });
 }
-writeFileSync(cachePath, script.createCachedData());
+for (const name of BUNDLES) writeFileSync(cachePath(name), loadedScript(name).createCachedData());

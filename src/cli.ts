@@ -1,19 +1,19 @@
-import { join } from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { accountMachine } from '../machines/account-machine.js';
-import { loadConfig, type Config } from './config.js';
-import { createActors } from './effects/actors.js';
-import { createFetch } from './effects/http.js';
-import { createAutoStore, createKeyringStore } from './effects/keyring-store.js';
-import { createFileStore, createMemoryStore } from './effects/storage.js';
-import { describedStore, type DescribedStore } from './effects/store-info.js';
-import { createCredentialStore } from './effects/store.js';
-import { credentialTransactionLock, withAuthLock } from './effects/lock.js';
-import { createLogger, type Logger } from './log.js';
-import { describeThrown } from './rpc/ndjson.js';
-import type { InspectSink } from './inspect/types.js';
-import { startServer, type RunningServer } from './rpc/server.js';
+import { resolveCodexHome } from './codex-home.js';
+import { createLogger, parseLogLevel, type Logger } from './log.js';
+import { initializeResult, plainInitializeRequest } from './rpc/initialize.js';
+import { describeThrown, LineWriter, readLines, type LineReaderHandlers } from './rpc/ndjson.js';
+import type * as ServerStage from './serve.js';
 import { detectPlatform, SERVER_VERSION, type PlatformInfo } from './user-agent.js';
+
+/*
+ * The start-up stage, dist/cli.cjs: small on purpose. It reads stdin at once
+ * and answers a plain first `initialize` itself (the answer depends on neither
+ * the credentials nor config.toml), then loads the server proper
+ * (src/serve.ts, dist/server.cjs: statecharts, effects, zod schemas) and hands
+ * it every other line in order. Any other first line loads the server at once
+ * and goes to it, so every error is worded by the one place that words it.
+ */
 
 const USAGE = `Usage: codex-account-server [app-server] [--inspect[=ws://RELAY]] [--inspect-ui[=PORT]]
        codex-account-server generate-json-schema --out DIR
@@ -36,45 +36,11 @@ CODEX_ACCOUNT_SERVER_LOGIN_PORTS, CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS, CODEX_A
 CODEX_ACCOUNT_SERVER_INSPECT (1, or a ws:// relay).
 `;
 
-/**
- * The credential store `cli_auth_credentials_store` asks for. `describe()`
- * says which is in use and why (for the state API).
- */
-function createStore(config: Config, log: Logger): DescribedStore {
-  const configured = config.credentialsStore;
-  switch (configured) {
-    case 'ephemeral':
-      return describedStore(createMemoryStore(), { configured, backend: 'memory', reason: 'configured', location: 'memory', problem: null });
-    case 'file':
-      return describedStore(createFileStore({ authPath: config.authPath, log }), {
-        configured, backend: 'file', reason: 'configured', location: config.authPath, problem: null,
-      });
-    case 'keyring':
-    case 'auto': {
-      const keyring = createKeyringStore({
-        codexHome: config.codexHome,
-        log,
-        timeoutMs: config.keyringTimeoutMs,
-        // Beside dist/cli.cjs. Only this helper process loads the native module, never the server.
-        helperPath: join(__dirname, 'keyring-helper.cjs'),
-        // Codex's cross-process lock around every keyring write, as for auth.json (SPEC §5.1, §8.1).
-        withWriteLock: (write) => withAuthLock(config.codexHome, write),
-      });
-      if (configured === 'keyring') return keyring;
-      return createAutoStore({ keyring, file: createFileStore({ authPath: config.authPath, log }), authPath: config.authPath, log });
-    }
-  }
-}
+/** Loads dist/server.cjs (bin/loader.cjs, with its own code cache); the same module on every call. */
+export type LoadServer = () => typeof ServerStage;
 
-function once<T>(fn: () => T): () => T {
-  let value: { v: T } | undefined;
-  return () => (value ??= { v: fn() }).v;
-}
-
-export function main(argv: readonly string[]): void {
+export function main(argv: readonly string[], loadServer: LoadServer): void {
   const args = argv[0] === 'app-server' ? argv.slice(1) : argv;
-  // Used by the build to fill the V8 code cache: load everything, serve nothing (it then calls `warmUp`).
-  if (args.includes('--warm-up')) return;
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(USAGE);
     return;
@@ -96,45 +62,7 @@ export function main(argv: readonly string[]): void {
     return;
   }
 
-  const config = loadConfig(process.env);
-  const log = createLogger(config.logLevel);
-  if (config.warning) log.warn(`${config.warning.summary} ${config.warning.details}`);
-  // A cheap look only: parsing and everything else of inspection is in dist/inspect.cjs.
-  if (!args.some((a) => a.startsWith('--inspect')) && !process.env.CODEX_ACCOUNT_SERVER_INSPECT) {
-    serve(config, log);
-    return;
-  }
-  import('./inspect/index.js').then(
-    ({ parseInspectRequest, startInspection }) => {
-      let request;
-      try {
-        request = parseInspectRequest(args, process.env);
-      } catch (error) {
-        process.stderr.write(`codex-account-server: ${(error as Error).message}\n`);
-        process.exitCode = 2;
-        return;
-      }
-      const announce = (line: string) => process.stderr.write(`${line}\n`);
-      serve(config, log, request ? startInspection(request, log, announce) : undefined);
-    },
-    (error: Error) => {
-      log.error(`inspection could not be loaded (${error.message}); serving without it`);
-      serve(config, log);
-    },
-  );
-}
-
-/** Where a server reads, writes and takes its environment from. */
-interface Streams {
-  input: Readable;
-  output: Writable;
-  env: NodeJS.ProcessEnv;
-}
-
-function serve(config: Config, log: Logger, sink?: InspectSink): void {
-  const server = startOn({ input: process.stdin, output: process.stdout, env: process.env }, config, log, sink);
-  // stdin EOF: exit at once with 0, even with a login pending (SPEC §1).
-  void server.closed.then(() => process.exit(0));
+  const log = createLogger(parseLogLevel(process.env.CODEX_ACCOUNT_SERVER_LOG));
   // The host went away mid-write (EPIPE): nobody is left to answer.
   process.stdout.on('error', () => process.exit(0));
   // A stray rejection is a bug to log, not a reason to drop the host's session.
@@ -142,69 +70,132 @@ function serve(config: Config, log: Logger, sink?: InspectSink): void {
   // Last line of defence (issue 5): every layer catches its own failures; should a bug slip
   // through, the host keeps its server and stderr says what happened.
   process.on('uncaughtException', (error) => log.error('uncaught exception (a bug):', describeThrown(error)));
+  // A cheap look only: inspection wants to see `initialize` too, so the server reads stdin itself.
+  if (args.some((a) => a.startsWith('--inspect')) || process.env.CODEX_ACCOUNT_SERVER_INSPECT) {
+    loadServer().serveWithInspection(args);
+    return;
+  }
+  startStaged({
+    input: process.stdin,
+    output: process.stdout,
+    env: process.env,
+    log,
+    loadServer,
+    // stdin EOF: exit at once with 0, even with a login pending (SPEC §1).
+    onClosed: () => process.exit(0),
+  });
 }
 
-/** Serves the protocol on `streams` with `config`: stdio for `main`, memory streams for the build's warm-up. */
-function startOn({ input, output, env }: Streams, config: Config, log: Logger, sink?: InspectSink): RunningServer {
-  // `backend.describe()` says which store is in use and why (for `account/state/read`).
-  const backend = createStore(config, log);
-  const deps = {
-    // Each credential transaction (reload, decide, write: a refresh above all) holds Codex's auth.lock
-    // across processes (SPEC §8.1), so a rotated refresh token is never redeemed twice. Memory-only
-    // credentials are nobody else's business.
-    store: createCredentialStore(
-      backend,
-      config.credentialsStore === 'ephemeral' ? undefined : credentialTransactionLock(config.codexHome),
-    ),
-    fetch: createFetch(env, log),
-    chatgptBaseUrl: config.chatgptBaseUrl,
-    revokeTokenUrl: config.revokeTokenUrl,
-    refreshTokenUrl: config.refreshTokenUrl,
-    issuer: config.issuer,
-    loginPorts: config.loginPorts,
-    timeoutMs: config.httpTimeoutMs,
-    backendDeadlineMs: config.backendDeadlineMs,
-    defaultUserAgent: `codex-account-server/${SERVER_VERSION}`,
-    log,
-    ...(config.credentialsStore === 'ephemeral' ? {} : { watchDir: config.codexHome }),
-    // Another process's keyring writes are only seen by looking (one helper call per look).
-    ...(config.credentialsStore === 'keyring' || config.credentialsStore === 'auto'
-      ? { pollMs: Number(env.CODEX_ACCOUNT_SERVER_KEYRING_POLL_MS) || 5_000 }
-      : {}),
+interface StagedOptions {
+  input: Readable;
+  output: Writable;
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  loadServer: LoadServer;
+  /** Input has ended and everything received is answered. */
+  onClosed: () => void;
+}
+
+/**
+ * Reads lines from `input` for good; answers the first line itself when it is
+ * a plain `initialize` (src/rpc/initialize.ts), then loads the server on the
+ * next turn of the event loop (at once when no line is there to answer). Lines that arrive before the server exists wait
+ * in order and reach it before any later line, so each is answered once, in
+ * the order the server would have answered them had it been there from the start.
+ */
+function startStaged({ input, output, env, log, loadServer, onClosed }: StagedOptions): void {
+  const codexHome = resolveCodexHome(env);
+  let platform: PlatformInfo | undefined;
+  const platformOnce = () => (platform ??= detectPlatform());
+  let first = true;
+  let initialized: unknown;
+  let server: LineReaderHandlers | null = null;
+  const waiting: string[] = [];
+  let ended = false;
+  let closed = false;
+
+  const close = () => {
+    closed = true;
+    onClosed();
+  };
+  const handOver = (handlers: LineReaderHandlers) => {
+    server = handlers;
+    for (const line of waiting.splice(0)) {
+      try {
+        handlers.line(line);
+      } catch (error) {
+        log.error(() => `failed to handle an input line: ${describeThrown(error)}`);
+      }
+    }
+    if (ended) handlers.end();
+  };
+  const attach = () => {
+    if (server || closed) return;
+    let stage: ReturnType<LoadServer>;
+    try {
+      stage = loadServer();
+    } catch (error) {
+      log.error(() => `the server (dist/server.cjs) could not be loaded: ${describeThrown(error)}`);
+      process.exitCode = 1;
+      close();
+      return;
+    }
+    stage.serve({ input: handOver, output, env, codexHome, platform: platformOnce, initialized, onClosed: close });
   };
 
-  return startServer({
+  readLines(
     input,
-    output,
-    machine: accountMachine,
-    effects: (ports) => createActors(deps, ports),
-    machineInput: {
-      policy: config.policy,
-      loginTimeoutMs: config.loginTimeoutMs,
-      hostRefreshTimeoutMs: config.hostRefreshTimeoutMs,
-      modelProviders: config.modelProviders,
+    {
+      line: (line) => {
+        if (server) return server.line(line);
+        if (first) {
+          first = false;
+          const plain = plainInitializeRequest(line);
+          if (plain) {
+            log.debug(() => `request ${typeof plain.id === 'string' ? JSON.stringify(plain.id) : String(plain.id)} "initialize" answered at start-up`);
+            const writer = new LineWriter(output, Date.now, (error) => log.error(() => `failed to write to stdout: ${describeThrown(error)}`));
+            writer.result(plain.id, initializeResult(plain.params.clientInfo, codexHome, platformOnce(), env));
+            writer.flush();
+            initialized = plain.params;
+            // The answer is written; the server loads on the next turn (lines arriving meanwhile wait).
+            setImmediate(attach);
+            return;
+          }
+          waiting.push(line);
+          attach();
+          return;
+        }
+        waiting.push(line);
+      },
+      end: () => {
+        if (server) return server.end();
+        if (waiting.length === 0) return close(); // nothing left to answer: no need for the server
+        ended = true;
+        attach();
+      },
+      error: (error) => (server ? server.error?.(error) : log.warn(() => `input stream error: ${error.message}`)),
     },
-    codexHome: config.codexHome,
-    platform: once<PlatformInfo>(detectPlatform),
-    env,
-    configWarning: config.warning,
     log,
-    credentialStore: backend,
-    ...(sink ? { inspect: sink.inspect, rpcTrace: sink.rpc } : {}),
+  );
+  // Nothing had arrived by the time the event loop first looked at stdin (a host that spawns
+  // early and initializes later): load the server while the host is quiet, so it is ready then.
+  setImmediate(() => {
+    if (!first) return;
+    first = false;
+    attach();
   });
 }
 
 /**
- * Drives one `initialize` and one `account/read` through a server on memory
- * streams with `codexHome`, then closes it. The build calls this before taking
- * the V8 code cache, so the cache holds the functions start-up runs, compiled.
+ * Drives one `initialize` and one `account/read` through the start-up stage
+ * and the server on memory streams with `codexHome`, then closes them. The
+ * build calls this before taking the V8 code caches of both bundles, so they
+ * hold the functions start-up and the first request run, compiled.
  */
-export async function warmUp(codexHome: string): Promise<void> {
+export async function warmUp(codexHome: string, loadServer: LoadServer): Promise<void> {
   const input = new PassThrough();
   const output = new PassThrough();
   const env = { CODEX_HOME: codexHome, CODEX_ACCOUNT_SERVER_LOG: 'error', TERM: 'xterm' };
-  const config = loadConfig(env);
-  const server = startOn({ input, output, env }, config, createLogger('error'));
   const answered = new Promise<void>((resolve) => {
     let text = '';
     output.setEncoding('utf8');
@@ -213,13 +204,14 @@ export async function warmUp(codexHome: string): Promise<void> {
       if (/"id":2[,}]/.test(text)) resolve();
     });
   });
+  const closed = new Promise<void>((resolve) => {
+    startStaged({ input, output, env, log: createLogger('error'), loadServer, onClosed: resolve });
+  });
   input.write(
     `${JSON.stringify({ id: 1, method: 'initialize', params: { clientInfo: { name: 'warm-up', title: null, version: '0' }, capabilities: { experimentalApi: true } } })}\n` +
       `${JSON.stringify({ id: 2, method: 'account/read', params: { refreshToken: false } })}\n`,
   );
   await answered;
   input.end();
-  await server.closed;
+  await closed;
 }
-
-main(process.argv.slice(2));

@@ -1,9 +1,9 @@
-import { readFileSync, realpathSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import * as z from 'zod/mini';
 import type { ModelProviders, Policy } from '../machines/account-types.js';
+import { resolveCodexHome } from './codex-home.js';
 import { parseLogLevel, type LogLevel } from './log.js';
 import { HOST_REFRESH_TIMEOUT_RANGE } from './protocol/schemas.js';
 import { expecting, serdeMessage, str } from './protocol/serde.js';
@@ -115,19 +115,6 @@ export function locateValue(text: string, key: string): TextRange | null {
   return null;
 }
 
-function defaultHome(env: NodeJS.ProcessEnv): string {
-  const fromEnv = env.CODEX_HOME;
-  if (fromEnv !== undefined && fromEnv !== '') {
-    const abs = isAbsolute(fromEnv) ? fromEnv : resolve(fromEnv);
-    try {
-      return realpathSync(abs);
-    } catch {
-      return abs; // created on first write
-    }
-  }
-  return join(homedir(), '.codex');
-}
-
 interface ParsedToml {
   values: ConfigToml;
   warning: ConfigWarning | null;
@@ -204,10 +191,10 @@ function boundedInt(value: string | undefined, range: { min: number; max: number
 
 /**
  * Builds the configuration from the environment (SPEC §4) and `config.toml`.
- * `OPENAI_API_KEY` is deliberately not read: it logs nobody in.
+ * `OPENAI_API_KEY` is deliberately not read: it logs nobody in. `codexHome`:
+ * as the start-up stage already resolved it for its `initialize` answer.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const codexHome = defaultHome(env);
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, codexHome: string = resolveCodexHome(env)): Config {
   const configPath = join(codexHome, 'config.toml');
   const { values, warning } = readConfigToml(configPath);
   const forcedIds = values.forced_chatgpt_workspace_id;

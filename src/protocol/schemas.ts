@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { HOST_REFRESH_TIMEOUT_RANGE } from './limits.js';
 import { bool, describeValue, expecting, str, struct } from './serde.js';
 
 /**
@@ -16,7 +17,7 @@ export const ClientInfoSchema = struct('ClientInfo', {
 });
 
 /** Bounds of `capabilities.chatgptAuthTokensRefreshTimeoutMs` (and its environment default), in ms. */
-export const HOST_REFRESH_TIMEOUT_RANGE = { min: 1, max: 600_000 } as const;
+export { HOST_REFRESH_TIMEOUT_RANGE };
 
 const outOfRange = (issue: { input?: unknown }) =>
   `invalid value: ${describeValue(issue.input)}, expected milliseconds from ${HOST_REFRESH_TIMEOUT_RANGE.min} to ${HOST_REFRESH_TIMEOUT_RANGE.max}`;

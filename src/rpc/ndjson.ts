@@ -180,6 +180,13 @@ export interface LineReaderHandlers {
 }
 
 /**
+ * Lines read elsewhere, handed on: the start-up stage (src/cli.ts) keeps
+ * reading stdin and passes the server what it received before the server
+ * existed, then every later line.
+ */
+export type LineSource = (handlers: LineReaderHandlers) => void;
+
+/**
  * Splits a stream into lines. Memory is bounded: at most one partial line of
  * `MAX_LINE_BYTES` is buffered; a longer line is skipped up to its newline.
  */

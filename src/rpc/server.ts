@@ -9,13 +9,14 @@ import type { Logger } from '../log.js';
 import { isMethodName, NOTIFICATIONS, unknownMethodMessage } from '../protocol/methods.js';
 import type { InitializeParams } from '../protocol/schemas.js';
 import { accountResult, authStatusResult, toEvent, toWireResult, validateParams, type ParamsOf, type Session } from '../protocol/wire.js';
-import { buildUserAgent, type PlatformInfo } from '../user-agent.js';
+import type { PlatformInfo } from '../user-agent.js';
 import { errorFromThrown, toResponseError } from './errors.js';
 import type { RpcTrace } from '../inspect/types.js';
 import { HostConnection, type HostPort } from './host.js';
 import { createStateApi } from './state-api.js';
 import type { StoreInfo } from '../effects/store-info.js';
-import { describeThrown, LineWriter, parseLine, readLines, type JsonRpcId } from './ndjson.js';
+import { initializeResult } from './initialize.js';
+import { describeThrown, LineWriter, parseLine, readLines, type JsonRpcId, type LineReaderHandlers, type LineSource } from './ndjson.js';
 
 /** What effects may use that only exists once the connection does. */
 export interface Ports {
@@ -26,7 +27,8 @@ export interface Ports {
 type ProvidedActors = NonNullable<Parameters<AccountMachine['provide']>[0]['actors']>;
 
 export interface ServerOptions {
-  input: Readable;
+  /** A stream to read lines from, or lines already being read (the start-up stage's). */
+  input: Readable | LineSource;
   output: Writable;
   /** The account machine; `effects` supplies its actors. */
   machine: AccountMachine;
@@ -48,6 +50,13 @@ export interface ServerOptions {
   rpcTrace?: (trace: RpcTrace) => void;
   /** The credential store backend, for `account/state/read` (which store is in use and why). */
   credentialStore?: { describe(): StoreInfo };
+  /**
+   * The params of an `initialize` the start-up stage (src/cli.ts) has already
+   * answered: the session starts with them before any line is read, exactly
+   * as if that request had been handled here (`configWarning` follows), only
+   * its answer is not written again.
+   */
+  initialized?: unknown;
 }
 
 /** How long answers to already-received requests may delay exit after stdin EOF. */
@@ -195,8 +204,7 @@ export function startServer(options: ServerOptions): RunningServer {
   const initialize = (params: InitializeParams) => {
     if (session) throw new AuthError('alreadyInitialized');
     const capabilities = params.capabilities ?? {};
-    const platform = options.platform();
-    const userAgent = buildUserAgent(params.clientInfo, platform, options.env);
+    const result = initializeResult(params.clientInfo, options.codexHome, options.platform(), options.env);
     session = {
       optOut: new Set(capabilities.optOutNotificationMethods ?? []),
       experimentalApi: capabilities.experimentalApi ?? false,
@@ -205,15 +213,10 @@ export function startServer(options: ServerOptions): RunningServer {
     if (session.stateNotifications) {
       stateApi.onChange((state) => notify(NOTIFICATIONS.accountStateChanged, state), session.experimentalApi);
     }
-    client = { originator: params.clientInfo.name, userAgent };
+    client = { originator: params.clientInfo.name, userAgent: result.userAgent };
     hostRefreshTimeoutMs = capabilities.chatgptAuthTokensRefreshTimeoutMs ?? undefined;
     actor.send({ type: 'client.identify', client, hostRefreshTimeoutMs });
-    return {
-      userAgent,
-      codexHome: options.codexHome,
-      platformFamily: platform.family,
-      platformOs: platform.os,
-    };
+    return result;
   };
 
   /** Answers one request exactly once: `answer` ignores (and logs) any second attempt. */
@@ -310,21 +313,28 @@ export function startServer(options: ServerOptions): RunningServer {
     writer.flush();
     resolveClosed();
   };
-  readLines(
-    options.input,
-    {
-      line: handleLine,
-      end: () => {
-        // Nobody is left to answer our requests; answer what was already received (briefly), then report closed.
-        host.close();
-        const deadline = now() + CLOSE_GRACE_MS;
-        const check = () => (open === 0 || now() >= deadline ? finish() : setTimeout(check, 5));
-        check();
-      },
-      error: (error) => log.warn(() => `input stream error: ${error.message}`),
+  if (options.initialized !== undefined) {
+    try {
+      initialize(validateParams('initialize', options.initialized));
+      if (options.configWarning) notify(NOTIFICATIONS.configWarning, options.configWarning);
+    } catch (error) {
+      // The start-up stage accepts only params the schema accepts (test/unit/plain-initialize.test.ts).
+      log.error(() => `the initialize answered at start-up was refused here (a bug): ${describeThrown(error)}`);
+    }
+  }
+  const handlers: LineReaderHandlers = {
+    line: handleLine,
+    end: () => {
+      // Nobody is left to answer our requests; answer what was already received (briefly), then report closed.
+      host.close();
+      const deadline = now() + CLOSE_GRACE_MS;
+      const check = () => (open === 0 || now() >= deadline ? finish() : setTimeout(check, 5));
+      check();
     },
-    log,
-  );
+    error: (error) => log.warn(() => `input stream error: ${error.message}`),
+  };
+  if (typeof options.input === 'function') options.input(handlers);
+  else readLines(options.input, handlers, log);
   return {
     get actor() {
       return actor;

@@ -3,48 +3,69 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ServerProcess } from '../helpers/server-process.js';
 
 const LOADER = fileURLToPath(new URL('../../bin/loader.cjs', import.meta.url));
 
-// Written into the child through NODE_OPTIONS=--require: records the built-in
-// modules Node has loaded when the first response line reaches stdout.
+// Written into the child through NODE_OPTIONS=--require: records, when the first
+// response line reaches stdout, the built-in modules Node has loaded and whether
+// bin/loader.cjs had loaded the server bundle (dist/server.cjs) by then.
 const RECORDER = `
 const { writeFileSync } = require('node:fs');
 const stdout = process.stdout;
 const write = stdout.write;
 stdout.write = function (...args) {
   stdout.write = write;
-  writeFileSync(process.env.CAS_TEST_MODULES_OUT, process.moduleLoadList.join('\\n'));
+  const loader = require.cache[process.env.CAS_TEST_LOADER];
+  writeFileSync(process.env.CAS_TEST_MODULES_OUT, JSON.stringify({
+    modules: process.moduleLoadList,
+    serverLoaded: loader ? loader.exports.loadedScript('server') !== undefined : 'loader not loaded',
+  }));
   return write.apply(this, args);
 };
 `;
 
-describe('start-up', () => {
-  let server: ServerProcess | undefined;
-  afterEach(() => server?.kill());
+/** Starts the server with the recorder; returns what it recorded at the first response. */
+async function recordFirstAnswer(send: (server: ServerProcess) => Promise<unknown>) {
+  const dir = mkdtempSync(join(tmpdir(), 'cas-startup-'));
+  const recorder = join(dir, 'record-modules.cjs');
+  const out = join(dir, 'modules.json');
+  writeFileSync(recorder, RECORDER);
+  const server = ServerProcess.start({
+    auth: { auth_mode: 'apikey', OPENAI_API_KEY: 'sk-startup-test' },
+    env: { NODE_OPTIONS: `--require ${recorder}`, CAS_TEST_MODULES_OUT: out, CAS_TEST_LOADER: LOADER },
+  });
+  try {
+    await send(server);
+    return JSON.parse(readFileSync(out, 'utf8')) as { modules: string[]; serverLoaded: boolean | string };
+  } finally {
+    server.kill();
+  }
+}
 
+describe('start-up', () => {
   it('answers initialize without loading tls, crypto, fs/promises or the jsonrpc transports', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cas-startup-'));
-    const recorder = join(dir, 'record-modules.cjs');
-    const out = join(dir, 'modules.txt');
-    writeFileSync(recorder, RECORDER);
-    server = ServerProcess.start({
-      auth: { auth_mode: 'apikey', OPENAI_API_KEY: 'sk-startup-test' },
-      env: { NODE_OPTIONS: `--require ${recorder}`, CAS_TEST_MODULES_OUT: out },
-    });
-    await server.initialize();
-    const loaded = readFileSync(out, 'utf8').split('\n');
-    expect(loaded).toContain('NativeModule net'); // the stdin pipe: the recorder saw the real list
+    const { modules } = await recordFirstAnswer((server) => server.initialize());
+    expect(modules).toContain('NativeModule net'); // the stdin pipe: the recorder saw the real list
     for (const heavy of ['NativeModule tls', 'NativeModule crypto', 'NativeModule fs/promises', 'NativeModule internal/fs/promises']) {
-      expect(loaded).not.toContain(heavy);
+      expect(modules).not.toContain(heavy);
     }
   });
 
-  it('has a V8 code cache for the bundle that V8 accepts', () => {
+  it('answers a plain initialize before the server bundle is loaded', async () => {
+    const { serverLoaded } = await recordFirstAnswer((server) => server.initialize());
+    expect(serverLoaded).toBe(false);
+  });
+
+  it('loads the server bundle before answering a first line that is not a plain initialize', async () => {
+    const { serverLoaded } = await recordFirstAnswer((server) => server.request('initialize', {}));
+    expect(serverLoaded).toBe(true);
+  });
+
+  it.each(['cli', 'server'])('has a V8 code cache for dist/%s.cjs that V8 accepts', (name) => {
     const script = `const l = require(${JSON.stringify(LOADER)});
-      const s = l.compileBundle(require('node:fs').readFileSync(l.cachePath));
+      const s = l.compileBundle(${JSON.stringify(name)}, require('node:fs').readFileSync(l.cachePath(${JSON.stringify(name)})));
       process.stdout.write(String(s.cachedDataRejected));`;
     expect(execFileSync(process.execPath, ['-e', script]).toString()).toBe('false');
   });
