@@ -1,16 +1,17 @@
 // Bundles the start-up stage src/cli.ts into dist/cli.cjs and the server proper
 // src/serve.ts into dist/server.cjs (no transpiling at run time), then writes
-// the V8 code cache of each, which bin/loader.cjs feeds back to V8.
+// the V8 code cache of the server, which bin/loader.cjs feeds back to V8.
 // Inspection (`--inspect`, `--inspect-ui`) is a second bundle, dist/inspect.cjs,
 // required only when asked for, so the start-up bundle does not grow with it.
 import { readFile } from 'node:fs/promises';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import loader from '../bin/loader.cjs';
 
-const { BUNDLES, bundlePath, cachePath, load, loadedScript } = loader;
+const { CACHED_BUNDLES, bundlePath, cachePath, load, loadedScript } = loader;
 
 const common = {
   bundle: true,
@@ -57,7 +58,7 @@ const inspectApart = {
 };
 
 // Caches of an older build would be fed to V8 by the warm-up below.
-for (const name of BUNDLES) rmSync(cachePath(name), { force: true });
+for (const name of CACHED_BUNDLES) rmSync(cachePath(name), { force: true });
 
 await build({
   ...common,
@@ -108,9 +109,9 @@ await build({
 });
 
 // One initialize and account/read through both stages on memory streams, with a home holding an
-// API key, so each cache holds the functions start-up and the first requests compile, not just
-// the outer script (V8 adds functions compiled by then).
-const cli = load('cli');
+// API key, so the cache holds the functions the server runs on loading and on its first requests,
+// not just the outer script (V8 adds functions compiled by then).
+const cli = createRequire(import.meta.url)(bundlePath('cli'));
 const home = mkdtempSync(join(tmpdir(), 'cas-warm-up-'));
 try {
   writeFileSync(join(home, 'auth.json'), JSON.stringify({ auth_mode: 'apikey', OPENAI_API_KEY: 'sk-warm-up' }, null, 2), { mode: 0o600 });
@@ -118,4 +119,4 @@ try {
 } finally {
   rmSync(home, { recursive: true, force: true });
 }
-for (const name of BUNDLES) writeFileSync(cachePath(name), loadedScript(name).createCachedData());
+for (const name of CACHED_BUNDLES) writeFileSync(cachePath(name), loadedScript(name).createCachedData());
