@@ -1,4 +1,5 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
 import type { HelperReply, HelperRequest, KeyringItemId } from './keyring-protocol.js';
 
 /** Why a keyring call failed, before the store words it for a person. */
@@ -82,6 +83,9 @@ export function createKeyringClient({ helperPath, timeoutMs, env = process.env }
 
   const start = (): ChildProcess => {
     installExitHook();
+    // node:child_process is required on first use, not when the server loads (~2 ms there):
+    // the file store never starts a helper.
+    const { fork } = createRequire(__filename)('node:child_process') as typeof import('node:child_process');
     const started = fork(helperPath, [], {
       env,
       execArgv: [],
