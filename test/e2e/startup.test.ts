@@ -11,7 +11,10 @@ const LOADER = fileURLToPath(new URL('../../bin/loader.cjs', import.meta.url));
 // Written into the child through NODE_OPTIONS=--require: records, when the first
 // response line reaches stdout, the built-in modules Node has loaded and whether
 // bin/loader.cjs had loaded the server bundle (dist/server.cjs) by then.
+// It first sleeps 100 ms, so the test's first line is surely waiting on stdin when the server
+// starts, as a host's is (a host writes right after spawning; Node takes longer to start).
 const RECORDER = `
+Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
 const { writeFileSync } = require('node:fs');
 const stdout = process.stdout;
 const write = stdout.write;
