@@ -28,7 +28,7 @@ const common = {
   // vscode-jsonrpc's Node entry also loads its socket/pipe/IPC transports (crypto, net, os):
   // this server needs only the common API with a Node runtime layer (src/rpc/jsonrpc-node.ts).
   alias: { 'vscode-jsonrpc/node': './src/rpc/jsonrpc-node.ts' },
-  // The bundle runs inside vm.Script (bin/loader.cjs), which has no dynamic-import hook: use require().
+  // dist/server.cjs runs inside vm.Script (bin/loader.cjs), which has no dynamic-import hook: use require().
   supported: { 'dynamic-import': false },
   logLevel: 'warning',
 };
