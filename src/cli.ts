@@ -81,8 +81,8 @@ export function main(argv: readonly string[], loadServer: LoadServer): void {
     env: process.env,
     log,
     loadServer,
-    // stdin EOF: exit at once with 0, even with a login pending (SPEC §1).
-    onClosed: () => process.exit(0),
+    // stdin EOF: exit at once with 0, even with a login pending (SPEC §1); 1 if the server could not start.
+    onClosed: () => process.exit(),
   });
 }
 
@@ -115,6 +115,7 @@ function startStaged({ input, output, env, log, loadServer, onClosed }: StagedOp
   let closed = false;
 
   const close = () => {
+    if (closed) return;
     closed = true;
     onClosed();
   };
@@ -131,16 +132,14 @@ function startStaged({ input, output, env, log, loadServer, onClosed }: StagedOp
   };
   const attach = () => {
     if (server || closed) return;
-    let stage: ReturnType<LoadServer>;
     try {
-      stage = loadServer();
+      loadServer().serve({ input: handOver, output, env, codexHome, platform: platformOnce, initialized, onClosed: close });
     } catch (error) {
-      log.error(() => `the server (dist/server.cjs) could not be loaded: ${describeThrown(error)}`);
+      // Nothing could answer what waits: say why and exit 1 rather than leave the host hanging.
+      log.error(() => `the server (dist/server.cjs) could not start: ${describeThrown(error)}`);
       process.exitCode = 1;
       close();
-      return;
     }
-    stage.serve({ input: handOver, output, env, codexHome, platform: platformOnce, initialized, onClosed: close });
   };
 
   readLines(

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ServerProcess } from '../helpers/server-process.js';
@@ -64,6 +64,26 @@ describe('start-up', () => {
   it('loads the server bundle before answering a first line that is not a plain initialize', async () => {
     const { serverLoaded } = await recordFirstAnswer((server) => server.request('initialize', {}));
     expect(serverLoaded).toBe(true);
+  });
+
+  it('exits with 1 and says why on stderr when the server bundle cannot start', async () => {
+    // A copy of bin/ and dist/ whose server bundle throws as it loads.
+    const copy = mkdtempSync(join(tmpdir(), 'cas-broken-'));
+    const root = dirname(dirname(LOADER));
+    cpSync(join(root, 'bin'), join(copy, 'bin'), { recursive: true });
+    cpSync(join(root, 'dist'), join(copy, 'dist'), { recursive: true });
+    writeFileSync(join(copy, 'dist', 'server.cjs'), 'throw new Error("a broken build");\n');
+    rmSync(join(copy, 'dist', 'server.cjs.cache'));
+    const server = ServerProcess.start({ bin: join(copy, 'bin', 'codex-account-server') });
+    try {
+      server.send({ id: 1, method: 'account/read', params: {} });
+      expect((await server.exited).code).toBe(1);
+      expect(server.stderr).toMatch(/ERROR codex-account-server: the server \(dist\/server\.cjs\) could not start/);
+      expect(server.messages).toEqual([]);
+    } finally {
+      server.kill();
+      rmSync(copy, { recursive: true, force: true });
+    }
   });
 
   it('has a V8 code cache for the server bundle that V8 accepts', () => {
