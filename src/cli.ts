@@ -99,9 +99,10 @@ interface StagedOptions {
 /**
  * Reads lines from `input` for good; answers the first line itself when it is
  * a plain `initialize` (src/rpc/initialize.ts), then loads the server on the
- * next turn of the event loop (at once when no line is there to answer). Lines that arrive before the server exists wait
- * in order and reach it before any later line, so each is answered once, in
- * the order the server would have answered them had it been there from the start.
+ * next turn of the event loop (at once for any other first line, or when no
+ * line is there yet). Lines that arrive before the server exists wait in order
+ * and reach it before any later line, so each is answered once, in the order
+ * the server would have answered them had it been there from the start.
  */
 function startStaged({ input, output, env, log, loadServer, onClosed }: StagedOptions): void {
   const codexHome = resolveCodexHome(env);
@@ -188,8 +189,8 @@ function startStaged({ input, output, env, log, loadServer, onClosed }: StagedOp
 /**
  * Drives one `initialize` and one `account/read` through the start-up stage
  * and the server on memory streams with `codexHome`, then closes them. The
- * build calls this before taking the V8 code caches of both bundles, so they
- * hold the functions start-up and the first request run, compiled.
+ * build calls this before taking the V8 code cache of dist/server.cjs, so it
+ * holds the functions its loading and the first request run, compiled.
  */
 export async function warmUp(codexHome: string, loadServer: LoadServer): Promise<void> {
   const input = new PassThrough();
