@@ -185,6 +185,14 @@ export const accountMachine = setup({
         enqueue.emit({ type: 'account.updated', authMode: mode, planType: plan });
       }
     }),
+    adoptReloadedBehindHostTokens: assign(({ context, event }) => {
+      assertEvent(event, 'credentials.reloaded');
+      return { stored: event.auth !== null && isStoredAuthVisible(context.policy, event.auth) ? event.auth : null, storageIssue: null };
+    }),
+    forgetUnreadableBehindHostTokens: assign(({ event }) => {
+      assertEvent(event, 'credentials.unreadable');
+      return { stored: null, storageIssue: event.failure };
+    }),
     identifyClient: assign(({ context, event }) => {
       assertEvent(event, 'client.identify');
       return { client: event.client, hostRefreshTimeoutMs: event.hostRefreshTimeoutMs ?? context.hostRefreshTimeoutMs };
@@ -499,10 +507,14 @@ export const accountMachine = setup({
         // stale memory until restart), and say so when the mode or plan changed. Our own write in flight wins.
         'credentials.reloaded': [
           { guard: 'areCredentialsBusy' },
+          // Host tokens stay active over whatever is stored: keep the file's credentials for after a
+          // logout of them, and leave the session (and the calls it has in flight) alone.
+          { guard: 'isExternalAuthActive', actions: 'adoptReloadedBehindHostTokens' },
           { target: '.route', actions: 'adoptReloaded' },
         ],
         'credentials.unreadable': [
           { guard: 'areCredentialsBusy' },
+          { guard: 'isExternalAuthActive', actions: 'forgetUnreadableBehindHostTokens' },
           {
             target: '.route',
             actions: enqueueActions(({ context, event, enqueue }) => {
