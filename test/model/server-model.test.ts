@@ -26,6 +26,8 @@ interface Model {
   stored: 'none' | 'apikey' | 'chatgpt';
   key: string | null;
   hostToken: string | null;
+  /** The backend answers 401 for the host's token (its refresh failed): the next call asks the host again. */
+  hostTokenExpired: boolean;
   /** The pending browser login's id. */
   pending: string | null;
   /** `forced_login_method` in config.toml (read when the server starts). */
@@ -122,7 +124,7 @@ class HostTokensLogin implements fc.AsyncCommand<Model, Real> {
     } else {
       expect(reply!.result).toEqual({ type: 'chatgptAuthTokens' });
       if (model.pending) await cancelled(real.server, model.pending, from, NOT_COMPLETED);
-      Object.assign(model, { mode: 'chatgptAuthTokens', hostToken: token, pending: null });
+      Object.assign(model, { mode: 'chatgptAuthTokens', hostToken: token, hostTokenExpired: false, pending: null });
     }
     await check(model, real);
   }
@@ -173,7 +175,7 @@ class Logout implements fc.AsyncCommand<Model, Real> {
     const [reply] = await pipelined(real.server, [['account/logout', undefined]]);
     expect(reply!.result).toEqual({});
     if (model.pending) await cancelled(real.server, model.pending, from, NOT_COMPLETED);
-    Object.assign(model, { mode: 'loggedOut', stored: 'none', key: null, hostToken: null, pending: null });
+    Object.assign(model, { mode: 'loggedOut', stored: 'none', key: null, hostToken: null, hostTokenExpired: false, pending: null });
     await check(model, real);
   }
   toString = () => 'logout';
@@ -204,6 +206,16 @@ class Burst implements fc.AsyncCommand<Model, Real> {
 class RateLimits implements fc.AsyncCommand<Model, Real> {
   check = () => true;
   async run(model: Model, real: Real) {
+    if (model.mode === 'chatgptAuthTokens' && model.hostTokenExpired) {
+      // The 401 asks the host again; this host still cannot refresh.
+      const from = real.server.messages.length;
+      real.server.send({ id: 'limits-expired', method: 'account/rateLimits/read', params: {} });
+      const ask = await real.server.waitFor((m) => m.method === 'account/chatgptAuthTokens/refresh' && 'id' in m, { from });
+      real.server.send({ id: ask.id, error: { code: -32000, message: 'the host could not refresh' } });
+      expect((await real.server.response('limits-expired')).error).toMatchObject({ code: expect.any(Number) });
+      await check(model, real);
+      return;
+    }
     const [reply] = await pipelined(real.server, [['account/rateLimits/read', {}]]);
     if (model.mode === 'loggedOut') {
       expect(reply!.error).toMatchObject({ code: -32600, message: 'codex account authentication required to read rate limits' });
@@ -239,10 +251,11 @@ class HostRefresh implements fc.AsyncCommand<Model, Real> {
       expect((await real.server.response(id)).result.rateLimits.planType).toBe('team');
       const calls = real.backend.requestsTo(USAGE);
       expect(calls.at(-1)!.headers.authorization).toBe(`Bearer ${fresh}`);
-      model.hostToken = fresh;
+      Object.assign(model, { hostToken: fresh, hostTokenExpired: false });
     } else {
       real.server.send({ id: ask.id, error: { code: -32000, message: 'the host could not refresh' } });
       expect((await real.server.response(id)).error).toMatchObject({ code: expect.any(Number), message: expect.any(String) });
+      model.hostTokenExpired = true;
     }
     await check(model, real);
   }
@@ -258,7 +271,7 @@ class ConfigChange implements fc.AsyncCommand<Model, Real> {
     await real.server.exited;
     real.server = startServer(real.home, real.backend, this.forced);
     await real.server.initialize();
-    Object.assign(model, { forced: this.forced, hostToken: null, pending: null, mode: visibleMode(model.stored, this.forced) });
+    Object.assign(model, { forced: this.forced, hostToken: null, hostTokenExpired: false, pending: null, mode: visibleMode(model.stored, this.forced) });
     await check(model, real);
   }
   toString = () => `configChange(forced_login_method=${this.forced ?? 'unset'})`;
@@ -279,10 +292,8 @@ class OtherProcess implements fc.AsyncCommand<Model, Real> {
       renameSync(`${file}.other`, file);
       model.stored = this.write;
     }
-    if (model.mode !== 'chatgptAuthTokens') {
-      model.mode = visibleMode(model.stored, model.forced);
-      model.key = model.mode === 'apikey' ? 'sk-other' : null;
-    }
+    model.key = this.write === 'apikey' ? 'sk-other' : null;
+    if (model.mode !== 'chatgptAuthTokens') model.mode = visibleMode(model.stored, model.forced);
     // The server notices through its watch; give it the moment it takes.
     const deadline = Date.now() + 3_000;
     for (;;) {
@@ -351,7 +362,7 @@ describe('model-based: the server against a model of what a host should see', ()
         try {
           await real.server.initialize();
           await fc.asyncModelRun(
-            () => ({ model: { mode: 'loggedOut', stored: 'none', key: null, hostToken: null, pending: null, forced: null } as Model, real }),
+            () => ({ model: { mode: 'loggedOut', stored: 'none', key: null, hostToken: null, hostTokenExpired: false, pending: null, forced: null } as Model, real }),
             cmds,
           );
           expect(real.server.badLines).toEqual([]);
