@@ -33,7 +33,7 @@ Environment: CODEX_HOME, CODEX_APP_SERVER_LOGIN_ISSUER, CODEX_REFRESH_TOKEN_URL_
 CODEX_REVOKE_TOKEN_URL_OVERRIDE, SSL_CERT_FILE, CODEX_ACCOUNT_SERVER_LOG (error|warn|info|debug),
 CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_BACKEND_DEADLINE_MS, CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS,
 CODEX_ACCOUNT_SERVER_LOGIN_PORTS, CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_HOST_REFRESH_TIMEOUT_MS,
-CODEX_ACCOUNT_SERVER_INSPECT (1, or a ws:// relay).
+CODEX_ACCOUNT_SERVER_INSPECT (1, or a ws:// relay), CODEX_ACCOUNT_SERVER_TRACE_TRANSITIONS (a file).
 `;
 
 /**
@@ -100,12 +100,14 @@ export function main(argv: readonly string[]): void {
   const log = createLogger(config.logLevel);
   if (config.warning) log.warn(`${config.warning.summary} ${config.warning.details}`);
   // A cheap look only: parsing and everything else of inspection is in dist/inspect.cjs.
-  if (!args.some((a) => a.startsWith('--inspect')) && !process.env.CODEX_ACCOUNT_SERVER_INSPECT) {
+  // `CODEX_ACCOUNT_SERVER_TRACE_TRANSITIONS=<file>`: one JSON line per transition (docs/proof.md), also from that bundle.
+  const tracePath = process.env.CODEX_ACCOUNT_SERVER_TRACE_TRANSITIONS;
+  if (!args.some((a) => a.startsWith('--inspect')) && !process.env.CODEX_ACCOUNT_SERVER_INSPECT && !tracePath) {
     serve(config, log);
     return;
   }
   import('./inspect/index.js').then(
-    ({ parseInspectRequest, startInspection }) => {
+    ({ parseInspectRequest, startInspection, withTransitionTrace }) => {
       let request;
       try {
         request = parseInspectRequest(args, process.env);
@@ -115,7 +117,8 @@ export function main(argv: readonly string[]): void {
         return;
       }
       const announce = (line: string) => process.stderr.write(`${line}\n`);
-      serve(config, log, request ? startInspection(request, log, announce) : undefined);
+      const sink = request ? startInspection(request, log, announce) : undefined;
+      serve(config, log, tracePath ? withTransitionTrace(sink, tracePath, (m) => log.error(m)) : sink);
     },
     (error: Error) => {
       log.error(`inspection could not be loaded (${error.message}); serving without it`);
