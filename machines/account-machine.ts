@@ -473,8 +473,9 @@ export const accountMachine = setup({
           { guard: 'isTokenUndecodable', actions: { type: 'replyFailure', params: { kind: 'invalidToken' } } },
           { guard: 'areCredentialsBusy', actions: 'defer' },
           {
-            // Reply at once; discovery then decides `completed` (SPEC §9.1).
-            target: '.chatgptSession.externalTokens',
+            // Reply at once; discovery then decides `completed` (SPEC §9.1). Through `route`, the one
+            // place that picks the mode: host tokens come first there.
+            target: '.route',
             actions: [
               { type: 'endPendingLogin', params: 'notCompleted' },
               raise({ type: 'attempt.abandon' }),

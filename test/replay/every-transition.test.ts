@@ -200,11 +200,11 @@ PATHS['logged out: refusals, an API key, other processes, logout'] = async (w) =
   let m = s.messages.length;
   otherProcessWrites(home, '{ corrupt');
   expect((await s.notification('account/updated', m)).params).toEqual({ authMode: null, planType: null });
-  await w.took(s, 'account.credentials on credentials.unreadable #1');
+  await w.took(s, 'account.credentials on credentials.unreadable #2');
   m = s.messages.length;
   otherProcessWrites(home, apiKeyFile('sk-two'));
   expect((await s.notification('account/updated', m)).params).toEqual({ authMode: 'apikey', planType: null });
-  await w.took(s, 'account.credentials on credentials.reloaded #1');
+  await w.took(s, 'account.credentials on credentials.reloaded #2');
   expect(result(await send(s, 'getAuthStatus', { includeToken: true })).authToken).toBe('sk-two');
   m = s.messages.length;
   expect(result(await send(s, 'account/logout'))).toEqual({});
@@ -288,10 +288,14 @@ PATHS['host tokens: discovery, 401 recovery by the host, its refusal and its sil
   expect(failure(await limits).message).toMatch(/timed out/);
   await w.took(s, 'session.refreshing.external on xstate.after.hostRefreshTimeout.session.refreshing.external #0');
 
-  // Another process signs in with a key: host tokens stay in charge.
+  // Another process writes a corrupt file, then signs in with a key: host tokens stay in charge,
+  // and their session (and what it has in flight) is left alone.
+  otherProcessWrites(home, '{ corrupt');
+  await w.took(s, 'account.credentials on credentials.unreadable #1');
   otherProcessWrites(home, apiKeyFile('sk-elsewhere'));
-  await w.took(s, 'account.credentials.route on always #0');
+  await w.took(s, 'account.credentials on credentials.reloaded #1');
   expect(result(await send(s, 'getAuthStatus', { includeToken: false })).authMethod).toBe('chatgptAuthTokens');
+  await w.took(s, 'account.credentials.route on always #0');
 };
 
 PATHS['stored ChatGPT credentials: discovery, forced refreshes joining, 401s, refresh failure'] = async (w) => {
