@@ -26,7 +26,7 @@ import { loginAttemptMachine, type LoginAttemptOutput } from './login-attempt-ma
 import { notProvided } from './not-provided.js';
 import type { Secret } from './secret.js';
 import { DEFAULT_HOST_REFRESH_TIMEOUT_MS, sessionMachine, type SessionInput } from './session-machine.js';
-import { loginEndedMessage, loginFailedMessage, surfaceRefusal, workspaceRestrictionMessage } from './wording.js';
+import { HOST_LOGIN_OVERTAKEN, loginEndedMessage, loginFailedMessage, surfaceRefusal, workspaceRestrictionMessage } from './wording.js';
 
 export type { DiscoverRoutingInput, HostRefreshOutput } from './session-machine.js';
 
@@ -318,12 +318,20 @@ export const accountMachine = setup({
       enqueue.assign({ pending: null, startingRequest: null });
     }),
     /**
-     * The session ends before the discovery that was to announce a finished ChatGPT login
-     * (a logout, another login): the login did succeed, and says so now, once.
+     * The session ends before the discovery that was to announce a login (a logout, another
+     * login): a finished ChatGPT login did succeed (its credentials were stored) and says so now,
+     * once; host tokens that were never confirmed say they did not complete.
      */
     reportOvertakenLogin: enqueueActions(({ context, enqueue }) => {
-      if (context.announcement?.kind !== 'chatgptLogin') return;
-      enqueue.emit({ type: 'login.completed', loginId: context.announcement.loginId, success: true, error: null });
+      const a = context.announcement;
+      if (a?.kind === 'chatgptLogin') {
+        enqueue.emit({ type: 'login.completed', loginId: a.loginId, success: true, error: null });
+      } else if (a?.kind === 'externalLogin') {
+        // Host tokens whose discovery never ran: nothing confirmed them, so the host hears they did not complete.
+        enqueue.emit({ type: 'login.completed', loginId: null, success: false, error: HOST_LOGIN_OVERTAKEN });
+      } else {
+        return;
+      }
       enqueue.assign({ announcement: null });
     }),
     answerAbandonedPastes: enqueueActions(({ context, enqueue }) => {
