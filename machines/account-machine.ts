@@ -26,7 +26,7 @@ import { loginAttemptMachine, type LoginAttemptOutput } from './login-attempt-ma
 import { notProvided } from './not-provided.js';
 import type { Secret } from './secret.js';
 import { DEFAULT_HOST_REFRESH_TIMEOUT_MS, sessionMachine, type SessionInput } from './session-machine.js';
-import { loginEndedMessage, loginFailedMessage, surfaceRefusal, workspaceRestrictionMessage } from './wording.js';
+import { HOST_LOGIN_OVERTAKEN, loginEndedMessage, loginFailedMessage, surfaceRefusal, workspaceRestrictionMessage } from './wording.js';
 
 export type { DiscoverRoutingInput, HostRefreshOutput } from './session-machine.js';
 
@@ -185,6 +185,14 @@ export const accountMachine = setup({
         enqueue.emit({ type: 'account.updated', authMode: mode, planType: plan });
       }
     }),
+    adoptReloadedBehindHostTokens: assign(({ context, event }) => {
+      assertEvent(event, 'credentials.reloaded');
+      return { stored: event.auth !== null && isStoredAuthVisible(context.policy, event.auth) ? event.auth : null, storageIssue: null };
+    }),
+    forgetUnreadableBehindHostTokens: assign(({ event }) => {
+      assertEvent(event, 'credentials.unreadable');
+      return { stored: null, storageIssue: event.failure };
+    }),
     identifyClient: assign(({ context, event }) => {
       assertEvent(event, 'client.identify');
       return { client: event.client, hostRefreshTimeoutMs: event.hostRefreshTimeoutMs ?? context.hostRefreshTimeoutMs };
@@ -310,12 +318,20 @@ export const accountMachine = setup({
       enqueue.assign({ pending: null, startingRequest: null });
     }),
     /**
-     * The session ends before the discovery that was to announce a finished ChatGPT login
-     * (a logout, another login): the login did succeed, and says so now, once.
+     * The session ends before the discovery that was to announce a login (a logout, another
+     * login): a finished ChatGPT login did succeed (its credentials were stored) and says so now,
+     * once; host tokens that were never confirmed say they did not complete.
      */
     reportOvertakenLogin: enqueueActions(({ context, enqueue }) => {
-      if (context.announcement?.kind !== 'chatgptLogin') return;
-      enqueue.emit({ type: 'login.completed', loginId: context.announcement.loginId, success: true, error: null });
+      const a = context.announcement;
+      if (a?.kind === 'chatgptLogin') {
+        enqueue.emit({ type: 'login.completed', loginId: a.loginId, success: true, error: null });
+      } else if (a?.kind === 'externalLogin') {
+        // Host tokens whose discovery never ran: nothing confirmed them, so the host hears they did not complete.
+        enqueue.emit({ type: 'login.completed', loginId: null, success: false, error: HOST_LOGIN_OVERTAKEN });
+      } else {
+        return;
+      }
       enqueue.assign({ announcement: null });
     }),
     answerAbandonedPastes: enqueueActions(({ context, enqueue }) => {
@@ -465,8 +481,9 @@ export const accountMachine = setup({
           { guard: 'isTokenUndecodable', actions: { type: 'replyFailure', params: { kind: 'invalidToken' } } },
           { guard: 'areCredentialsBusy', actions: 'defer' },
           {
-            // Reply at once; discovery then decides `completed` (SPEC §9.1).
-            target: '.chatgptSession.externalTokens',
+            // Reply at once; discovery then decides `completed` (SPEC §9.1). Through `route`, the one
+            // place that picks the mode: host tokens come first there.
+            target: '.route',
             actions: [
               { type: 'endPendingLogin', params: 'notCompleted' },
               raise({ type: 'attempt.abandon' }),
@@ -499,10 +516,14 @@ export const accountMachine = setup({
         // stale memory until restart), and say so when the mode or plan changed. Our own write in flight wins.
         'credentials.reloaded': [
           { guard: 'areCredentialsBusy' },
+          // Host tokens stay active over whatever is stored: keep the file's credentials for after a
+          // logout of them, and leave the session (and the calls it has in flight) alone.
+          { guard: 'isExternalAuthActive', actions: 'adoptReloadedBehindHostTokens' },
           { target: '.route', actions: 'adoptReloaded' },
         ],
         'credentials.unreadable': [
           { guard: 'areCredentialsBusy' },
+          { guard: 'isExternalAuthActive', actions: 'forgetUnreadableBehindHostTokens' },
           {
             target: '.route',
             actions: enqueueActions(({ context, event, enqueue }) => {

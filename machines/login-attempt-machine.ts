@@ -1,7 +1,7 @@
 import { assertEvent, assign, enqueueActions, fromCallback, fromPromise, sendParent, sendTo, setup } from 'xstate';
 import { isWorkspaceAllowed, toFailure } from './account-guards.js';
 import { notProvided } from './not-provided.js';
-import { loginEndedMessage, loginErrors } from './wording.js';
+import { loginErrors } from './wording.js';
 
 export { loginErrors } from './wording.js';
 import type { AuthFailure, LoginFlow, Policy, StoredAuth } from './account-types.js';
@@ -102,13 +102,6 @@ export const loginAttemptMachine = setup({
         return event.failure;
       },
     }),
-    /** A cancel before the attempt was ready: `account/login/start` fails with the cancel text. */
-    rememberCancelledStart: assign({
-      startFailure: ({ context, event }) => {
-        assertEvent(event, 'attempt.cancel');
-        return { kind: 'loginFailed', message: loginEndedMessage(context.flow, event.why ?? 'notCompleted') } satisfies AuthFailure;
-      },
-    }),
     reportStartFailed: sendParent(({ context }: Ctx) => ({
       type: 'loginAttempt.startFailed',
       loginId: context.loginId,
@@ -139,12 +132,6 @@ export const loginAttemptMachine = setup({
       return { error: loginErrors.flow(context.flow, event.detail), pasteRequestId: event.requestId ?? context.pasteRequestId };
     }),
     failTakenOver: assign({ error: loginErrors.takenOver }),
-    failCancelled: assign({
-      error: ({ context, event }) => {
-        assertEvent(event, 'attempt.cancel');
-        return loginEndedMessage(context.flow, event.why ?? 'notCompleted');
-      },
-    }),
     failTimedOut: assign({ error: loginErrors.timedOut }),
     failExchange: assign({
       error: ({ context, event }) =>
@@ -214,7 +201,6 @@ export const loginAttemptMachine = setup({
           on: {
             'channel.ready': { target: 'running', actions: ['rememberDetails', 'reportReady'] },
             'channel.startFailed': { target: '#loginAttempt.notStarted', actions: ['rememberStartFailure', 'reportStartFailed'] },
-            'attempt.cancel': { target: '#loginAttempt.notStarted', actions: ['rememberCancelledStart', 'reportStartFailed'] },
           },
         },
         /** Ready: the deadline runs from here until the credentials are saved. */
@@ -222,7 +208,6 @@ export const loginAttemptMachine = setup({
           initial: 'waiting',
           after: { loginDeadline: { target: 'reporting', actions: 'failTimedOut' } },
           on: {
-            'attempt.cancel': { target: 'reporting', actions: 'failCancelled' },
             'channel.cancelled': { target: 'reporting', actions: 'failTakenOver' },
             'channel.failed': { target: 'reporting', actions: 'failChannel' },
           },
@@ -292,7 +277,6 @@ export const loginAttemptMachine = setup({
             'channel.finished': { target: '#loginAttempt.done' },
             // Once the credentials are saved, the sign-in has happened: a late cancel cannot undo it.
             'channel.cancelled': { target: '#loginAttempt.done' },
-            'attempt.cancel': { target: '#loginAttempt.done' },
           },
           after: { successPageGrace: { target: '#loginAttempt.done' } },
         },

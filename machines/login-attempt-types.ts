@@ -69,7 +69,6 @@ export type ChannelCommand =
 /** Events the parent sends to a login attempt. */
 export type LoginAttemptCommand =
   /** `why` picks the reference text: `notCompleted` (cancel, logout, apiKey login) or `cancelled` (superseded). */
-  | { type: 'attempt.cancel'; why?: 'notCompleted' | 'cancelled' }
   /** `account/login/complete`: the redirect URL the user pasted. */
   | { type: 'attempt.paste'; redirectUrl: Secret; requestId: string };
 

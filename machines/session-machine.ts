@@ -243,10 +243,11 @@ export const sessionMachine = setup({
       rediscover: true,
       credentialsVersion: context.credentialsVersion + 1,
     })),
+    // Discovery runs again only when the host's answer changed the credentials (SPEC §9.2).
     useHostTokens: assign(({ context }, output: HostRefreshOutput) => ({
       accessToken: output.accessToken,
       accountId: output.accountId,
-      rediscover: true,
+      rediscover: context.rediscover || output.accessToken.reveal() !== context.accessToken.reveal() || output.accountId !== context.accountId,
       credentialsVersion: context.credentialsVersion + 1,
     })),
   },
@@ -333,7 +334,14 @@ export const sessionMachine = setup({
           },
           {
             target: 'ready',
-            actions: { type: 'reportUnrouted', params: ({ event }) => toFailure(event.error, 'discoveryFailed') },
+            actions: {
+              type: 'reportUnrouted',
+              // Still unauthorized after the recovery: discovery failed, in discovery's words (SPEC §9.2).
+              params: ({ event }) => {
+                const failure = toFailure(event.error, 'discoveryFailed');
+                return failure.kind === 'backendUnauthorized' ? { kind: 'discoveryFailed' as const } : failure;
+              },
+            },
           },
         ],
       },

@@ -169,6 +169,12 @@ export function loginEndedMessage(flow: LoginFlow, why: 'notCompleted' | 'cancel
   return flow === 'browser' ? `Login server error: ${text}` : text;
 }
 
+/**
+ * `completed.error` of a host-token login whose discovery never ran: a logout or newer tokens
+ * overtook it (not in SPEC; the reference handles requests one at a time and cannot get here).
+ */
+export const HOST_LOGIN_OVERTAKEN = 'Login was not completed';
+
 /** Why credentials of another workspace were refused (SPEC §9.3 wording). */
 export function workspaceRestrictionMessage(policy: Policy, accountId: string | null): string {
   return `Login is restricted to workspace(s) ${(policy.forcedWorkspaceIds ?? []).join(', ')}, but current credentials belong to ${accountId ?? 'no workspace'}`;

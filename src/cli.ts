@@ -33,7 +33,7 @@ Environment: CODEX_HOME, CODEX_APP_SERVER_LOGIN_ISSUER, CODEX_REFRESH_TOKEN_URL_
 CODEX_REVOKE_TOKEN_URL_OVERRIDE, SSL_CERT_FILE, CODEX_ACCOUNT_SERVER_LOG (error|warn|info|debug),
 CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_BACKEND_DEADLINE_MS, CODEX_ACCOUNT_SERVER_KEYRING_TIMEOUT_MS,
 CODEX_ACCOUNT_SERVER_LOGIN_PORTS, CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS, CODEX_ACCOUNT_SERVER_HOST_REFRESH_TIMEOUT_MS,
-CODEX_ACCOUNT_SERVER_INSPECT (1, or a ws:// relay).
+CODEX_ACCOUNT_SERVER_INSPECT (1, or a ws:// relay), CODEX_ACCOUNT_SERVER_TRACE_TRANSITIONS (a file).
 `;
 
 /** Loads dist/server.cjs (bin/loader.cjs, with its own code cache); the same module on every call. */
@@ -70,8 +70,10 @@ export function main(argv: readonly string[], loadServer: LoadServer): void {
   // Last line of defence (issue 5): every layer catches its own failures; should a bug slip
   // through, the host keeps its server and stderr says what happened.
   process.on('uncaughtException', (error) => log.error('uncaught exception (a bug):', describeThrown(error)));
-  // A cheap look only: inspection wants to see `initialize` too, so the server reads stdin itself.
-  if (args.some((a) => a.startsWith('--inspect')) || process.env.CODEX_ACCOUNT_SERVER_INSPECT) {
+  // A cheap look only: inspection and the transition trace (`CODEX_ACCOUNT_SERVER_TRACE_TRANSITIONS`,
+  // docs/proof.md) want to see `initialize` too, so the server reads stdin itself.
+  const traced = Boolean(process.env.CODEX_ACCOUNT_SERVER_TRACE_TRANSITIONS);
+  if (args.some((a) => a.startsWith('--inspect')) || process.env.CODEX_ACCOUNT_SERVER_INSPECT || traced) {
     loadServer().serveWithInspection(args);
     return;
   }

@@ -147,8 +147,10 @@ export function serve({ input, output, env, codexHome, platform, initialized, on
 
 /**
  * Serves stdio with inspection (`--inspect`, `--inspect-ui`,
- * `CODEX_ACCOUNT_SERVER_INSPECT`): parsing and everything else of inspection
- * is in dist/inspect.cjs. Exits with 2 on a bad inspection request.
+ * `CODEX_ACCOUNT_SERVER_INSPECT`) and/or the transition trace
+ * (`CODEX_ACCOUNT_SERVER_TRACE_TRANSITIONS=<file>`: one JSON line per
+ * transition, docs/proof.md): parsing and everything else of both is in
+ * dist/inspect.cjs. Exits with 2 on a bad inspection request.
  */
 export function serveWithInspection(args: readonly string[]): void {
   const config = loadConfig(process.env);
@@ -160,8 +162,9 @@ export function serveWithInspection(args: readonly string[]): void {
     // stdin EOF: exit at once with 0, even with a login pending (SPEC §1).
     void server.closed.then(() => process.exit(0));
   };
+  const tracePath = process.env.CODEX_ACCOUNT_SERVER_TRACE_TRANSITIONS;
   import('./inspect/index.js').then(
-    ({ parseInspectRequest, startInspection }) => {
+    ({ parseInspectRequest, startInspection, withTransitionTrace }) => {
       let request;
       try {
         request = parseInspectRequest(args, process.env);
@@ -171,7 +174,8 @@ export function serveWithInspection(args: readonly string[]): void {
         return;
       }
       const announce = (line: string) => process.stderr.write(`${line}\n`);
-      start(request ? startInspection(request, log, announce) : undefined);
+      const sink = request ? startInspection(request, log, announce) : undefined;
+      start(tracePath ? withTransitionTrace(sink, tracePath, (m) => log.error(m)) : sink);
     },
     (error: Error) => {
       log.error(`inspection could not be loaded (${error.message}); serving without it`);

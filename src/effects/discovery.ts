@@ -22,8 +22,8 @@ const OVERRIDES: readonly RoutingOverride[] = ['NO_CONSTRAINT', 'us', 'us_cr'];
 
 /**
  * Workspace routing discovery (SPEC §9.2): `GET {base}wham/accounts/check`.
- * Every failure to get a usable answer reads `workspace routing discovery failed`;
- * the detail goes to stderr.
+ * Every failure to get a usable answer reads `workspace routing discovery failed`
+ * (a 401 too, once the session's recovery did not help); the detail goes to stderr.
  */
 export async function discoverRouting(deps: HttpDeps, input: DiscoverRoutingInput, signal?: AbortSignal): Promise<WorkspaceRouting> {
   const { accountId } = input;
@@ -34,7 +34,8 @@ export async function discoverRouting(deps: HttpDeps, input: DiscoverRoutingInpu
     const response = await backendRequest(deps, { accessToken: input.accessToken, accountId }, input.client, 'accounts/check', { signal });
     if (!response.ok) {
       deps.log.warn(`routing discovery: GET ${url} answered ${response.status}`);
-      throw new AuthError('discoveryFailed');
+      // A 401 starts the session's recovery (a refresh, then discovery once more).
+      throw new AuthError(response.status === 401 ? 'backendUnauthorized' : 'discoveryFailed');
     }
     body = await response.json();
   } catch (error) {

@@ -107,7 +107,9 @@ export function parseAuth(text: string, path: string): StoredAuth | null {
 
 const errnoText = (error: unknown) => {
   const e = error as NodeJS.ErrnoException;
-  return e.code ? `${e.code}: ${e.message}` : String((error as Error)?.message ?? error);
+  // Node's own messages already start with the code ("EISDIR: illegal operation …").
+  if (e.code && !e.message?.startsWith(`${e.code}:`)) return `${e.code}: ${e.message}`;
+  return String((error as Error)?.message ?? error);
 };
 
 const exists = (path: string) => access(path).then(() => true, () => false);

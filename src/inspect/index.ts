@@ -9,6 +9,7 @@ import { bridgeCsp, createStatelyBridge, createStatelyRelayClient, renderBridgeP
 import type { InspectSink, RpcTrace } from './types.js';
 
 export { parseInspectRequest, type InspectRequest } from './options.js';
+export { withTransitionTrace } from './transition-trace.js';
 export type { InspectSink, RpcTrace } from './types.js';
 
 export interface Inspection extends InspectSink {

@@ -23,12 +23,32 @@ export function describeValue(value: unknown, quoteStrings = true): string {
     case 'boolean':
       return `boolean \`${value}\``;
     case 'number':
-      return Number.isInteger(value) ? `integer \`${value}\`` : `floating point \`${value}\``;
+      // serde_json reads a literal that fits i64 or u64 as an integer, anything else as an f64.
+      return Number.isInteger(value) && value >= -(2 ** 63) && value < 2 ** 64
+        ? `integer \`${Number.isSafeInteger(value) ? value : BigInt(value)}\`` // written out in full, as serde does
+        : `floating point \`${rustFloat(value)}\``;
     case 'object':
       return 'map';
     default:
       return String(value);
   }
+}
+
+/**
+ * An f64 as Rust's `Display` writes it, with the `.0` serde's `Unexpected::Float` adds to whole
+ * numbers: the shortest digits that read back the same, never an exponent (`1e30` →
+ * `1000000000000000000000000000000.0`, `1e-7` → `0.0000001`).
+ */
+export function rustFloat(value: number): string {
+  if (!Number.isFinite(value)) return String(value); // JSON has no NaN or infinity
+  const [mantissa, exponent] = Math.abs(value).toExponential().split('e') as [string, string];
+  const digits = mantissa.replace('.', '');
+  const point = Number(exponent) + 1; // digits before the decimal point
+  let text: string;
+  if (point <= 0) text = `0.${'0'.repeat(-point)}${digits}`;
+  else if (point >= digits.length) text = `${digits}${'0'.repeat(point - digits.length)}.0`;
+  else text = `${digits.slice(0, point)}.${digits.slice(point)}`;
+  return value < 0 ? `-${text}` : text;
 }
 
 /** Serde's list of variants: `` `a` ``, `` `a` or `b` ``, `` one of `a`, `b`, `c` ``. */

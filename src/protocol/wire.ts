@@ -26,8 +26,38 @@ export interface Session {
 /** Params as parsed by each method's schema. */
 export type ParamsOf<M extends MethodName> = import('zod/mini').infer<(typeof METHODS)[M]['schema']>;
 
+/**
+ * Parsed params made only of booleans and nulls (`{"refreshToken":false}`, `{}`: every pure
+ * read's), by method and text. A burst of reads repeats a handful of such shapes, and zod was
+ * over half the CPU of a cold burst of 1,000 pipelined reads (bench/, docs/bench.md). Bounded;
+ * only successful parses are kept, frozen because they are shared.
+ */
+const flagParams = new Map<string, unknown>();
+const FLAG_PARAMS_MAX = 64;
+
+/** The memo key of params made of at most four boolean or null members, else `null`. */
+function flagParamsKey(method: string, params: unknown): string | null {
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) return null;
+  let members = 0;
+  for (const key in params) {
+    const value = (params as Record<string, unknown>)[key];
+    if ((value !== null && typeof value !== 'boolean') || ++members > 4) return null;
+  }
+  return `${method}\n${JSON.stringify(params)}`;
+}
+
 /** Parses a method's params as the reference does (SPEC §1); throws `invalidParams` in serde's words. */
 export function validateParams<M extends MethodName>(method: M, raw: unknown): ParamsOf<M> {
+  const key = flagParamsKey(method, raw);
+  if (key === null) return parseParams(method, raw);
+  const known = flagParams.get(key);
+  if (known !== undefined) return known as ParamsOf<M>;
+  const parsed = Object.freeze(parseParams(method, raw));
+  if (flagParams.size < FLAG_PARAMS_MAX) flagParams.set(key, parsed);
+  return parsed as ParamsOf<M>;
+}
+
+function parseParams<M extends MethodName>(method: M, raw: unknown): ParamsOf<M> {
   const spec = METHODS[method];
   let params = raw === null ? undefined : raw;
   if (params === undefined) {

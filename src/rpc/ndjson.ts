@@ -123,6 +123,8 @@ export function topLevelIdText(line: string): string | undefined {
 function exactNumericId(line: string): JsonRpcId | null {
   const text = topLevelIdText(line);
   if (text === undefined || !INTEGER_TEXT.test(text)) return null;
+  // Up to 15 digits is always a safe integer: no BigInt needed (the usual case, and per request).
+  if (text.length <= 15) return Number(text) + 0;
   const big = BigInt(text);
   if (big < I64_MIN || big > I64_MAX) return null;
   const small = Number(text);
@@ -287,6 +289,11 @@ export class LineWriter {
 
   result(id: JsonRpcId, result: unknown): void {
     this.#push(`{"id":${idText(id)},"result":${JSON.stringify(result ?? null)}}`);
+  }
+
+  /** A result already serialised (a memoised read). */
+  resultJson(id: JsonRpcId, json: string): void {
+    this.#push(`{"id":${idText(id)},"result":${json}}`);
   }
 
   error(id: JsonRpcId, error: { code: number; message: string; data?: unknown }): void {

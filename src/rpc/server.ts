@@ -2,7 +2,7 @@ import type { Readable, Writable } from 'node:stream';
 import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import type { AccountMachine } from '../../machines/account-machine.js';
 import type { AccountEmitted, AccountInput, ClientIdentity } from '../../machines/account-types.js';
-import { readAccount, readAuthStatus, type ViewResult } from '../../machines/account-views.js';
+import { readAccount, readAuthStatus, type AccountSnapshot, type ViewResult } from '../../machines/account-views.js';
 import type { ConfigWarning } from '../config.js';
 import { AuthError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -113,6 +113,10 @@ export function startServer(options: ServerOptions): RunningServer {
   let hostRefreshTimeoutMs: number | undefined;
   let open = 0;
   let nextSeq = 0;
+  // Answers of pure reads, serialised once per snapshot: snapshots are immutable, and a burst
+  // of reads between two changes repeats the same few answers.
+  let viewsOf: AccountSnapshot | null = null;
+  const views = new Map<string, string>();
 
   const notify = (method: string, params: unknown) => {
     if (session?.optOut.has(method)) return;
@@ -246,8 +250,28 @@ export function startServer(options: ServerOptions): RunningServer {
       const response = errorFromThrown(error, log);
       answer(() => writer.error(id, response.toJson() as never), response.code);
     };
-    const fromView = <T>(view: ViewResult<T>, toResult: (value: T) => unknown) =>
-      view.ok ? answer(() => writer.result(id, toResult(view.value))) : fail(toResponseError(view.failure));
+    /** Answers from the snapshot's view if it is known (else `false`: the machine must act first). */
+    const fromView = <T>(key: string, read: (s: AccountSnapshot) => ViewResult<T> | null, toResult: (value: T) => unknown) => {
+      const snapshot = actor.getSnapshot();
+      if (viewsOf !== snapshot) {
+        viewsOf = snapshot;
+        views.clear();
+      }
+      let json = views.get(key);
+      if (json === undefined) {
+        const view = read(snapshot);
+        if (view === null) return false;
+        if (!view.ok) {
+          fail(toResponseError(view.failure));
+          return true;
+        }
+        json = JSON.stringify(toResult(view.value) ?? null);
+        views.set(key, json);
+      }
+      const text = json;
+      answer(() => writer.resultJson(id, text));
+      return true;
+    };
     try {
       if (!isMethodName(method)) throw new AuthError('unknownMethod', unknownMethodMessage(method));
       const params = validateParams(method, rawParams);
@@ -261,11 +285,11 @@ export function startServer(options: ServerOptions): RunningServer {
       if (!session) throw new AuthError('notInitialized');
       // Pure reads: straight from the snapshot when the answer is known (no event, no macrostep).
       if (method === 'account/read') {
-        const view = readAccount(actor.getSnapshot(), (params as ParamsOf<'account/read'>).refreshToken ?? false);
-        if (view) return fromView(view, accountResult);
+        const refreshToken = (params as ParamsOf<'account/read'>).refreshToken ?? false;
+        if (fromView(refreshToken ? 'read+refresh' : 'read', (s) => readAccount(s, refreshToken), accountResult)) return;
       } else if (method === 'getAuthStatus') {
-        const view = readAuthStatus(actor.getSnapshot(), (params as ParamsOf<'getAuthStatus'>).includeToken ?? false);
-        if (view) return fromView(view, authStatusResult);
+        const includeToken = (params as ParamsOf<'getAuthStatus'>).includeToken ?? false;
+        if (fromView(includeToken ? 'status+token' : 'status', (s) => readAuthStatus(s, includeToken), authStatusResult)) return;
       } else if (method === 'account/state/read') {
         // Always from the snapshot, loading included: the state is the answer.
         const state = stateApi.read(actor.getSnapshot(), session.experimentalApi);

@@ -205,6 +205,17 @@ describe('device-code login (SPEC §7)', () => {
     expect(new URLSearchParams(exchange.body).get('redirect_uri')).toBe(`${env.issuer.origin}/deviceauth/callback`);
   });
 
+  it('stops polling once account/login/cancel ends a device login', async () => {
+    const s = await env.start();
+    const { loginId } = await startDeviceLogin(s);
+    await expect.poll(() => env.issuer.requestsTo('/api/accounts/deviceauth/token').length).toBeGreaterThanOrEqual(1);
+    expect((await s.request('account/login/cancel', { loginId })).result).toEqual({ status: 'canceled' });
+    expect((await completedFor(s, loginId)).params).toEqual({ loginId, success: false, error: 'Login was not completed', onboardingEntrypoint: null });
+    const polls = env.issuer.requestsTo('/api/accounts/deviceauth/token').length;
+    await new Promise((r) => setTimeout(r, 400)); // eight of the stand-in's 50 ms poll intervals
+    expect(env.issuer.requestsTo('/api/accounts/deviceauth/token').length).toBeLessThanOrEqual(polls + 1);
+  });
+
   it('fails with device code expired once expires_at has passed', async () => {
     env.issuer.deviceExpiresInMs = 300;
     const s = await env.start();

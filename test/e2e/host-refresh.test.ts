@@ -1,6 +1,8 @@
+import { renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { accountsCheck, FakeBackend } from '../helpers/backend.js';
-import { chatgptJwt } from '../helpers/jwt.js';
+import { chatgptAuthFile, chatgptJwt } from '../helpers/jwt.js';
 import { ServerProcess } from '../helpers/server-process.js';
 
 const USAGE = '/backend-api/wham/usage';
@@ -23,7 +25,7 @@ describe('account/rateLimits/read with host tokens', () => {
     backend = await FakeBackend.start();
     backend.on('/backend-api/wham/accounts/check', accountsCheck([{ id: 'ws-1', name: 'Acme', origin: backend.origin }]));
     backend.on(USAGE, usage);
-    server = ServerProcess.start({ config: `chatgpt_base_url = "${backend.baseUrl}"\n` });
+    server = ServerProcess.start({ config: `chatgpt_base_url = "${backend.baseUrl}"\n`, env: { CODEX_ACCOUNT_SERVER_LOG: 'debug' } });
     await server.initialize();
     const accessToken = chatgptJwt({ accountId: 'ws-1', planType: 'plus', email: 'a@b.c' });
     await server.request('account/login/start', { type: 'chatgptAuthTokens', accessToken, chatgptAccountId: 'ws-1' });
@@ -52,5 +54,21 @@ describe('account/rateLimits/read with host tokens', () => {
     expect(usage).toHaveLength(2);
     expect(usage[1]!.headers.authorization).toBe(`Bearer ${fresh}`);
     expect((await s.request('account/state/read', {})).result.refreshing).toBe(false);
+  });
+
+  it('keeps a call in flight when another process writes auth.json while host tokens are active (found by the model test)', async () => {
+    let calls = 0;
+    const { s } = await loggedInWithHostTokens(() => (++calls === 1 ? { status: 401, json: { detail: 'expired' } } : { json: USAGE_BODY }));
+    // Codex signs in elsewhere: the stored credentials change, the host's tokens stay the active ones.
+    const file = join(s.home, 'auth.json');
+    writeFileSync(`${file}.codex`, JSON.stringify(chatgptAuthFile()), { mode: 0o600 });
+    renameSync(`${file}.codex`, file);
+    s.send({ id: 'limits', method: 'account/rateLimits/read', params: {} });
+    const ask = await s.waitFor((m) => m.method === 'account/chatgptAuthTokens/refresh');
+    await s.stderrMatching(/auth\.json changed elsewhere/);
+    const fresh = chatgptJwt({ accountId: 'ws-1', planType: 'plus', email: 'a@b.c', userId: 'u-3' });
+    s.send({ id: ask.id, result: { accessToken: fresh, chatgptAccountId: 'ws-1', chatgptPlanType: 'plus' } });
+    expect((await s.response('limits')).result.rateLimits.planType).toBe('plus');
+    expect((await s.request('getAuthStatus', { includeToken: true })).result).toEqual({ authMethod: 'chatgptAuthTokens', authToken: fresh, requiresOpenaiAuth: true });
   });
 });

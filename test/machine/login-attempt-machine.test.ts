@@ -216,19 +216,6 @@ describe('browser login attempt', () => {
     expect(await attempt.finished()).toMatchObject({ error: 'Login server error: Sign-in completed but credentials could not be saved locally.' });
   });
 
-  it.each([
-    [undefined, 'Login server error: Login was not completed'],
-    ['notCompleted', 'Login server error: Login was not completed'],
-    ['cancelled', 'Login server error: Login cancelled'],
-  ] as const)('ends on a cancel event (why %s) with the reference text and closes the port', async (why, error) => {
-    const { deps } = loginDeps(issuer);
-    const attempt = begin(deps);
-    const port = callbackPort(authUrlOf(await attempt.ready()));
-    attempt.send(why === undefined ? { type: 'attempt.cancel' } : { type: 'attempt.cancel', why });
-    expect(await attempt.finished()).toEqual({ loginId: attempt.input.loginId, status: 'failed', error });
-    expect(await portIsFree(port)).toBe(true);
-  });
-
   it('ends on GET /cancel with Login server error: Login cancelled', async () => {
     const { deps } = loginDeps(issuer);
     const attempt = begin(deps);
@@ -271,15 +258,6 @@ describe('browser login attempt', () => {
     clock.increment(10_000);
     expect((await attempt.finished()).status).toBe('succeeded');
     expect(store.saved).toHaveLength(1);
-  });
-
-  it('keeps a saved login when a cancel arrives while the browser is being redirected', async () => {
-    const { deps } = loginDeps(issuer);
-    const attempt = begin(deps);
-    const callback = await callbackUrlFrom(authUrlOf(await attempt.ready()));
-    await fetch(callback, { redirect: 'manual' });
-    attempt.send({ type: 'attempt.cancel' });
-    expect((await attempt.finished()).status).toBe('succeeded');
   });
 
   it('leaks no code, token, verifier, state or key into logs, reports, output or snapshots', async () => {
@@ -383,18 +361,6 @@ describe('device-code login attempt', () => {
     await attempt.ready();
     expect(await attempt.finished()).toMatchObject({ status: 'failed', error: 'device code expired' });
     expect(store.saved).toEqual([]);
-  });
-
-  it('stops polling on cancel with Login was not completed', async () => {
-    const { deps } = loginDeps(issuer);
-    const attempt = begin(deps, { flow: 'device' });
-    await attempt.ready();
-    await expect.poll(() => issuer.requestsTo('/api/accounts/deviceauth/token').length).toBeGreaterThanOrEqual(1);
-    attempt.send({ type: 'attempt.cancel' });
-    expect(await attempt.finished()).toMatchObject({ status: 'failed', error: 'Login was not completed' });
-    const polls = issuer.requestsTo('/api/accounts/deviceauth/token').length;
-    await new Promise((r) => setTimeout(r, 250));
-    expect(issuer.requestsTo('/api/accounts/deviceauth/token').length).toBeLessThanOrEqual(polls + 1);
   });
 
   it('fails a disallowed workspace with the reference message, without the browser prefix', async () => {

@@ -208,7 +208,8 @@ describe('routing discovery', () => {
     await s.settle();
     expect(s.calls.discover).toHaveLength(2);
     expect(s.calls.refresh).toHaveLength(1);
-    expect(s.reports.at(-1)).toEqual({ type: 'session.unrouted', failure: { kind: 'backendUnauthorized', message: expect.any(String) } });
+    // Reported in discovery's own words (SPEC §9.2), not as a backend call's 401.
+    expect(s.reports.at(-1)).toEqual({ type: 'session.unrouted', failure: { kind: 'discoveryFailed' } });
     expect(s.state()).toBe('ready');
   });
 

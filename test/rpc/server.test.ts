@@ -198,3 +198,42 @@ describe('adapter: every layer may throw, the server answers and goes on', () =>
     expect(answered.sort((a, b) => a - b)).toEqual(Array.from({ length: 71 }, (_, i) => i));
   });
 });
+
+describe('adapter: pure reads answered from a memo of the snapshot', () => {
+  it('answers reads in one write with what the state is when each is read, not what an earlier read saw', async () => {
+    const h = harness();
+    h.send({ id: 0, method: 'initialize', params: h.init });
+    await h.answer(0);
+    // One write: two reads, a login, then the same two reads (now after the change).
+    h.input.write(
+      [
+        { id: 1, method: 'account/read', params: { refreshToken: false } },
+        { id: 2, method: 'getAuthStatus', params: { includeToken: true } },
+        { id: 3, method: 'account/login/start', params: { type: 'apiKey', apiKey: 'sk-memo' } },
+      ]
+        .map((m) => JSON.stringify(m))
+        .join('\n') + '\n',
+    );
+    await h.answer(3);
+    h.send({ id: 4, method: 'account/read', params: { refreshToken: false } });
+    h.send({ id: 5, method: 'getAuthStatus', params: { includeToken: true } });
+    h.send({ id: 6, method: 'getAuthStatus', params: { includeToken: false } });
+    expect((await h.answer(1)).result).toEqual(LOGGED_OUT);
+    expect((await h.answer(2)).result).toEqual({ authMethod: null, authToken: null, requiresOpenaiAuth: true });
+    expect((await h.answer(4)).result).toEqual({ ...LOGGED_OUT, account: { type: 'apiKey' } });
+    expect((await h.answer(5)).result).toEqual({ authMethod: 'apikey', authToken: 'sk-memo', requiresOpenaiAuth: true });
+    // The flag is part of the memo's key: no token leaks into the answer that did not ask for one.
+    expect((await h.answer(6)).result).toEqual({ authMethod: 'apikey', authToken: null, requiresOpenaiAuth: true });
+  });
+
+  it('rejects the same wrong params every time they are sent (only successful parses are remembered)', async () => {
+    const h = harness();
+    h.send({ id: 0, method: 'initialize', params: h.init });
+    for (const id of [1, 2, 3]) h.send({ id, method: 'account/read', params: { refreshToken: null } });
+    h.send({ id: 4, method: 'account/read', params: { refreshToken: false } });
+    for (const id of [1, 2, 3]) {
+      expect((await h.answer(id)).error).toMatchObject({ code: -32600, message: 'Invalid request: invalid type: null, expected a boolean' });
+    }
+    expect((await h.answer(4)).result).toEqual(LOGGED_OUT);
+  });
+});

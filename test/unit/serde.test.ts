@@ -41,6 +41,19 @@ describe('serde wording of values and variants', () => {
     ]);
   });
 
+  it('describes numbers no 64-bit integer holds as serde_json’s floats, written out as Rust writes them', () => {
+    expect([describeValue(1e30), describeValue(2 ** 64), describeValue(-(2 ** 63) - 4096), describeValue(1e-7), describeValue(-0.5), describeValue(123.456)]).toEqual([
+      'floating point `1000000000000000000000000000000.0`',
+      'floating point `18446744073709552000.0`',
+      'floating point `-9223372036854780000.0`',
+      'floating point `0.0000001`',
+      'floating point `-0.5`',
+      'floating point `123.456`',
+    ]);
+    // The edges of the integer range are still integers.
+    expect([describeValue(-(2 ** 63)), describeValue(2 ** 64 - 2048)]).toEqual(['integer `-9223372036854775808`', 'integer `18446744073709549568`']);
+  });
+
   it('describes negative integers and the empty string', () => {
     expect([describeValue(-7), describeValue('')]).toEqual(['integer `-7`', 'string ""']);
   });

@@ -86,7 +86,7 @@ describe('auth.json store failures', () => {
   it('reports a directory in place of auth.json on load with the errno', async () => {
     const { store: s, authPath } = store();
     mkdirSync(authPath);
-    await expect(s.load()).rejects.toThrow(new RegExp(`^failed to read ${authPath}: EISDIR\\b`));
+    await expect(s.load()).rejects.toThrow(new RegExp(`^failed to read ${authPath}: EISDIR: illegal operation on a directory, read$`));
   });
 
   it('reports a directory in place of auth.json on logout instead of claiming success', async () => {
