@@ -4,6 +4,7 @@ import type {
   AccountEmitted,
   FailureKind,
   LoginFlow,
+  ModelProviders,
   Policy,
   RequestEvent,
   StoredAuth,
@@ -46,6 +47,10 @@ export interface Fakes {
   refreshFails?: { kind: FailureKind; message?: string };
   /** A backend call fails (not a 401) with this message. */
   backendFails?: string;
+  /** A backend call's effect throws (a bug in it) instead of reporting how the call went. */
+  backendThrows?: boolean;
+  /** Sees each backend call's whole input (client, `managedLastRefresh`, …) before it runs. */
+  onBackendCall?: (input: BackendCallInput) => void;
   /**
    * What a started ChatGPT login does once ready: hang (default), succeed with these
    * credentials, or fail; `startFail` never gets ready (the port is taken).
@@ -169,8 +174,11 @@ export function fakeSession(fakes: Fakes, calls: Calls, gates: Gates) {
       }),
       backendCall: fromPromise<BackendCallOutput, BackendCallInput>(async ({ input, signal }) => {
         calls.backend.push({ requestId: input.requestId, accessToken: input.accessToken.reveal(), retried: input.retried });
+        fakes.onBackendCall?.(input);
         await gates.pass('backend', signal, calls);
-        const job = { requestId: input.requestId, call: input.call, retried: input.retried };
+        if (fakes.backendThrows) throw new TypeError('bug in the backend effect');
+        // As the real effect does: the job names the credentials it was sent with.
+        const job = { requestId: input.requestId, call: input.call, retried: input.retried, credentialsVersion: input.credentialsVersion };
         if (rejected(input.accessToken) || (fakes.backendRejects ?? []).includes(input.accessToken.reveal())) {
           return { job, status: 'unauthorized', failure: unauthorized };
         }
@@ -270,6 +278,8 @@ export interface MachineOptions {
   /** Gates held from the start (before the actor starts loading). */
   hold?: Gate[];
   hostRefreshTimeoutMs?: number;
+  /** The model providers of config.toml (default: only OpenAI). */
+  modelProviders?: ModelProviders;
 }
 
 /**
@@ -304,7 +314,11 @@ export function startMachine(policy: Policy = NO_POLICY, fakes: Fakes = {}, opti
       loginAttempt: fakeLoginAttempt(fakes, calls, gates),
     },
   });
-  const input = { policy, ...(options.hostRefreshTimeoutMs === undefined ? {} : { hostRefreshTimeoutMs: options.hostRefreshTimeoutMs }) };
+  const input = {
+    policy,
+    ...(options.hostRefreshTimeoutMs === undefined ? {} : { hostRefreshTimeoutMs: options.hostRefreshTimeoutMs }),
+    ...(options.modelProviders === undefined ? {} : { modelProviders: options.modelProviders }),
+  };
   const actor = createActor(machine, { input, ...(options.clock ? { clock: options.clock } : {}) });
   const emitted: AccountEmitted[] = [];
   const owed = new Map<string, (reply: Reply) => void>();
