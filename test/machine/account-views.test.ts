@@ -87,6 +87,12 @@ describe('readAccount (SPEC §3.1)', () => {
     });
   });
 
+  it('shows host tokens, not the storage failure, when auth.json could not be read (host tokens never touch it)', async () => {
+    const m = await loaded(NO_POLICY, { loadFails: true });
+    await m.request(externalLogin('ws-1'));
+    expect(readAccount(m.actor.getSnapshot())).toMatchObject({ ok: true, value: { authMode: 'chatgptAuthTokens', routing: routingFor('ws-1') } });
+  });
+
   it('shows the active credentials once a login replaces an unreadable auth.json', async () => {
     const m = await loaded(NO_POLICY, { loadFails: true });
     await m.request({ type: 'login.apiKey', apiKey: new Secret('sk-new') });
@@ -209,6 +215,14 @@ describe('viewState (account/state/read)', () => {
     await m.request({ type: 'login.apiKey', apiKey: new Secret('sk-new') });
     const view = viewState(m.actor.getSnapshot(), { experimentalApi: true });
     expect(view.authMode).toBe('apikey');
+    expect(view.storageIssue).toBeNull();
+  });
+
+  it('hides the storage failure while host tokens are active', async () => {
+    const m = await loaded(NO_POLICY, { loadFails: true });
+    await m.request(externalLogin('ws-1'));
+    const view = viewState(m.actor.getSnapshot(), { experimentalApi: true });
+    expect(view.authMode).toBe('chatgptAuthTokens');
     expect(view.storageIssue).toBeNull();
   });
 

@@ -47,8 +47,8 @@ export interface Fakes {
   refreshFails?: { kind: FailureKind; message?: string };
   /** A backend call fails (not a 401) with this message. */
   backendFails?: string;
-  /** A backend call's effect throws (a bug in it) instead of reporting how the call went. */
-  backendThrows?: boolean;
+  /** Effects that throw a plain `Error` (a bug in them) instead of a failure with a `kind`. */
+  buggy?: Array<'discover' | 'refresh' | 'hostRefresh' | 'backend'>;
   /** Sees each backend call's whole input (client, `managedLastRefresh`, …) before it runs. */
   onBackendCall?: (input: BackendCallInput) => void;
   /**
@@ -150,6 +150,7 @@ export function fakeSession(fakes: Fakes, calls: Calls, gates: Gates) {
       discoverRouting: fromPromise<WorkspaceRouting, DiscoverRoutingInput>(async ({ input, signal }) => {
         calls.discover.push({ accountId: input.accountId, accessToken: input.accessToken.reveal() });
         await gates.pass('discover', signal, calls);
+        if (fakes.buggy?.includes('discover')) throw new TypeError('bug in discovery');
         if (rejected(input.accessToken)) throw unauthorized;
         if (!input.accountId) throw { kind: 'accountIdMissing', message: 'workspace routing requires a ChatGPT account id' };
         if (!(fakes.workspaces ?? ['ws-1']).includes(input.accountId)) {
@@ -160,6 +161,7 @@ export function fakeSession(fakes: Fakes, calls: Calls, gates: Gates) {
       refreshTokens: fromPromise<StoredChatgpt, RefreshTokensInput>(async ({ input, signal }) => {
         calls.refresh.push({ reason: input.reason, refreshToken: input.stored.refreshToken.reveal() });
         await gates.pass('refresh', signal, calls);
+        if (fakes.buggy?.includes('refresh')) throw new TypeError('bug in the refresh');
         if (fakes.refreshFails) throw fakes.refreshFails;
         // The token endpoint rotates every token (SPEC §8).
         return storedChatgpt(input.stored.accountId ?? 'ws-1', `-r${++rotations}`);
@@ -167,6 +169,7 @@ export function fakeSession(fakes: Fakes, calls: Calls, gates: Gates) {
       requestHostRefresh: fromPromise<HostRefreshOutput, HostRefreshInput>(async ({ input, signal }) => {
         calls.hostRefresh.push({ previousAccountId: input.previousAccountId });
         await gates.pass('hostRefresh', signal, calls);
+        if (fakes.buggy?.includes('hostRefresh')) throw new TypeError('bug in the host refresh');
         const answer = fakes.hostRefresh ?? 'fail';
         if (answer === 'hang') return new Promise<never>(() => {});
         if (answer === 'fail') throw { kind: 'hostRefreshFailed', message: 'auth refresh request failed: code=-32603' };
@@ -176,7 +179,7 @@ export function fakeSession(fakes: Fakes, calls: Calls, gates: Gates) {
         calls.backend.push({ requestId: input.requestId, accessToken: input.accessToken.reveal(), retried: input.retried });
         fakes.onBackendCall?.(input);
         await gates.pass('backend', signal, calls);
-        if (fakes.backendThrows) throw new TypeError('bug in the backend effect');
+        if (fakes.buggy?.includes('backend')) throw new TypeError('bug in the backend effect');
         // As the real effect does: the job names the credentials it was sent with.
         const job = { requestId: input.requestId, call: input.call, retried: input.retried, credentialsVersion: input.credentialsVersion };
         if (rejected(input.accessToken) || (fakes.backendRejects ?? []).includes(input.accessToken.reveal())) {

@@ -286,11 +286,11 @@ describe('a refresh asked for during discovery', () => {
 
 describe('backend calls', () => {
   it('answers a call whose effect throws with an internal failure for that request, and keeps serving', async () => {
-    const s = startSession({ mode: 'managed' }, { backendThrows: true });
+    const s = startSession({ mode: 'managed' }, { buggy: ['backend'] });
     s.send({ type: 'session.call', requestId: '17', call: RATE_LIMITS });
     await s.settle();
     expect(s.reports).toEqual([{ type: 'session.answered', requestId: '17', ok: false, failure: { kind: 'internal' } }]);
-    s.fakes.backendThrows = false;
+    s.fakes.buggy = [];
     s.send({ type: 'session.call', requestId: '18', call: RATE_LIMITS });
     await s.settle();
     expect(s.reports.at(-1)).toMatchObject({ type: 'session.answered', requestId: '18', ok: true });
@@ -419,5 +419,101 @@ describe('why a refresh runs (SPEC §8: refresh_reason)', () => {
       { type: 'session.refreshFailed', failure: { kind: 'refreshTokenExpired' } },
     ]);
     expect(s.state()).toBe('ready');
+  });
+});
+
+describe('calls that overlap a refresh', () => {
+  it('answers a call that succeeded with the tokens a refresh then replaced, without sending it again', async () => {
+    const s = startSession({ mode: 'managed' });
+    s.hold('refresh');
+    s.send({ type: 'session.refresh', reason: 'forced' });
+    await s.settle();
+    s.hold('backend');
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    s.release('refresh');
+    await s.settle();
+    s.release('backend');
+    await s.settle();
+    expect(s.calls.backend.map((c) => [c.requestId, c.accessToken])).toEqual([['r1', 'access-token-ws-1']]);
+    expect(s.reports.filter((r) => r.type === 'session.answered')).toEqual([
+      { type: 'session.answered', requestId: 'r1', ok: true, result: expect.anything() },
+    ]);
+  });
+
+  it('resends a call whose 401 came for host tokens the host has replaced since, asking the host once', async () => {
+    const s = startSession(
+      { mode: 'external' },
+      { rejectedTokens: ['host-token-1'], hostRefresh: { accountId: 'ws-1', accessToken: 'host-token-2' } },
+    );
+    s.hold('hostRefresh');
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    s.hold('backend');
+    s.send({ type: 'session.call', requestId: 'r2', call: RATE_LIMITS });
+    await s.settle();
+    s.release('hostRefresh');
+    await s.settle();
+    s.release('backend');
+    await s.settle();
+    expect(s.calls.hostRefresh).toHaveLength(1);
+    expect(s.calls.backend.filter((c) => c.requestId === 'r2').map((c) => c.accessToken)).toEqual(['host-token-1', 'host-token-2']);
+    const answers = s.reports.filter((r) => r.type === 'session.answered');
+    expect(answers.map((a) => [a.requestId, a.ok]).sort()).toEqual([['r1', true], ['r2', true]]);
+  });
+});
+
+describe('a refresh asked for during discovery, continued', () => {
+  it('reports discovery as failed, as well as the refresh, when that refresh fails', async () => {
+    const s = startSession({ mode: 'managed' }, { refreshFails: { kind: 'refreshTokenExpired' } });
+    s.hold('discover');
+    s.send({ type: 'session.discover' });
+    await s.settle();
+    s.send({ type: 'session.refresh', reason: 'forced' });
+    s.release('discover');
+    await s.settle();
+    expect(s.reports).toEqual([
+      { type: 'session.refreshFailed', failure: { kind: 'refreshTokenExpired' } },
+      { type: 'session.unrouted', failure: { kind: 'refreshTokenExpired' } },
+    ]);
+    expect(s.state()).toBe('ready');
+  });
+
+  it('still recovers once from a 401 of the discovery that follows it', async () => {
+    const s = startSession({ mode: 'managed' }, { rejectedTokens: ['access-token-ws-1-r1'] });
+    s.hold('discover');
+    s.send({ type: 'session.discover' });
+    await s.settle();
+    s.send({ type: 'session.refresh', reason: 'forced' });
+    s.release('discover');
+    await s.settle();
+    expect(s.calls.refresh.map((c) => c.reason)).toEqual(['forced', 'unauthorized_recovery']);
+    expect(s.calls.discover.map((c) => c.accessToken)).toEqual(['access-token-ws-1', 'access-token-ws-1-r1', 'access-token-ws-1-r2']);
+    expect(s.reports.at(-1)).toMatchObject({ type: 'session.routed', routing: { accountId: 'ws-1' } });
+  });
+});
+
+describe('effects that throw a plain error (a bug)', () => {
+  it('reports a discovery that threw as a failed discovery', async () => {
+    const s = startSession({ mode: 'managed', discoverNow: true }, { buggy: ['discover'] });
+    await s.settle();
+    expect(s.reports).toEqual([{ type: 'session.unrouted', failure: { kind: 'discoveryFailed', message: 'bug in discovery' } }]);
+  });
+
+  it('reports a managed refresh that threw as a failed refresh', async () => {
+    const s = startSession({ mode: 'managed' }, { buggy: ['refresh'] });
+    s.send({ type: 'session.refresh', reason: 'forced' });
+    await s.settle();
+    expect(s.reports).toEqual([{ type: 'session.refreshFailed', failure: { kind: 'refreshFailed', message: 'bug in the refresh' } }]);
+  });
+
+  it('reports a host refresh that threw as a failed host refresh', async () => {
+    const s = startSession({ mode: 'external' }, { rejectedTokens: ['host-token-1'], buggy: ['hostRefresh'] });
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    expect(s.reports.at(-1)).toEqual({
+      type: 'session.refreshFailed',
+      failure: { kind: 'hostRefreshFailed', message: 'bug in the host refresh' },
+    });
   });
 });

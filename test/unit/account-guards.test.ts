@@ -165,24 +165,24 @@ describe('the active mode and plan (SPEC §3.0, §3.1)', () => {
 
 describe('toFailure: what an effect rejected with', () => {
   it('keeps the kind and message of a failure object', () => {
-    expect(toFailure({ kind: 'storageFailed', message: 'disk full' })).toEqual({ kind: 'storageFailed', message: 'disk full' });
+    expect(toFailure({ kind: 'storageFailed', message: 'disk full' })).toStrictEqual({ kind: 'storageFailed', message: 'disk full' });
   });
 
-  it('drops an empty or non-string message', () => {
-    expect(toFailure({ kind: 'storageFailed', message: '' })).toEqual({ kind: 'storageFailed' });
-    expect(toFailure({ kind: 'storageFailed', message: 42 })).toEqual({ kind: 'storageFailed' });
-    expect(toFailure({ kind: 'storageFailed' })).toEqual({ kind: 'storageFailed' });
+  it('leaves the message out when it is empty, not a string or missing', () => {
+    expect(toFailure({ kind: 'storageFailed', message: '' })).toStrictEqual({ kind: 'storageFailed' });
+    expect(toFailure({ kind: 'storageFailed', message: 42 })).toStrictEqual({ kind: 'storageFailed' });
+    expect(toFailure({ kind: 'storageFailed' })).toStrictEqual({ kind: 'storageFailed' });
   });
 
   it('turns an Error into the fallback kind with its message', () => {
-    expect(toFailure(new Error('boom'))).toEqual({ kind: 'internal', message: 'boom' });
-    expect(toFailure(new Error('boom'), 'refreshFailed')).toEqual({ kind: 'refreshFailed', message: 'boom' });
+    expect(toFailure(new Error('boom'))).toStrictEqual({ kind: 'internal', message: 'boom' });
+    expect(toFailure(new Error('boom'), 'refreshFailed')).toStrictEqual({ kind: 'refreshFailed', message: 'boom' });
   });
 
-  it('turns anything else into the fallback kind without a message', () => {
-    expect(toFailure('a string')).toEqual({ kind: 'internal' });
-    expect(toFailure(null)).toEqual({ kind: 'internal' });
-    expect(toFailure({ kind: 7 })).toEqual({ kind: 'internal' });
-    expect(toFailure(undefined, 'backendFailed')).toEqual({ kind: 'backendFailed' });
+  it('turns anything else into the fallback kind, leaving the message out', () => {
+    expect(toFailure('a string')).toStrictEqual({ kind: 'internal' });
+    expect(toFailure(null)).toStrictEqual({ kind: 'internal' });
+    expect(toFailure({ kind: 7 })).toStrictEqual({ kind: 'internal' });
+    expect(toFailure(undefined, 'backendFailed')).toStrictEqual({ kind: 'backendFailed' });
   });
 });
