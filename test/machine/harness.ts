@@ -57,7 +57,7 @@ export interface Fakes {
    */
   loginOutcome?: 'hang' | StoredChatgpt | 'fail' | 'startFail';
   /** What the host answers to a token refresh request: new tokens, a failure (default), or nothing at all. */
-  hostRefresh?: { accountId: string; accessToken: string } | 'fail' | 'hang';
+  hostRefresh?: { accountId: string; accessToken: string; planType?: string | null } | 'fail' | 'hang';
 }
 
 /** How often each boundary effect ran, and with what; tests read it to see an effect did (not) happen. */
@@ -173,7 +173,12 @@ export function fakeSession(fakes: Fakes, calls: Calls, gates: Gates) {
         const answer = fakes.hostRefresh ?? 'fail';
         if (answer === 'hang') return new Promise<never>(() => {});
         if (answer === 'fail') throw { kind: 'hostRefreshFailed', message: 'auth refresh request failed: code=-32603' };
-        return { accessToken: new Secret(answer.accessToken), accountId: answer.accountId, planType: null, claims: claims(answer.accountId) };
+        return {
+          accessToken: new Secret(answer.accessToken),
+          accountId: answer.accountId,
+          planType: answer.planType ?? null,
+          claims: claims(answer.accountId),
+        };
       }),
       backendCall: fromPromise<BackendCallOutput, BackendCallInput>(async ({ input, signal }) => {
         calls.backend.push({ requestId: input.requestId, accessToken: input.accessToken.reveal(), retried: input.retried });
