@@ -48,7 +48,9 @@ export interface Fakes {
   /** A backend call fails (not a 401) with this message. */
   backendFails?: string;
   /** Effects that throw a plain `Error` (a bug in them) instead of a failure with a `kind`. */
-  buggy?: Array<'discover' | 'refresh' | 'hostRefresh' | 'backend'>;
+  buggy?: Array<'load' | 'save' | 'clear' | 'discover' | 'refresh' | 'hostRefresh' | 'backend'>;
+  /** How the login attempt answers a pasted redirect URL (default: refused, see `fakeLoginAttempt`). */
+  paste?: 'refuse' | 'accept' | 'hang';
   /** Sees each backend call's whole input (client, `managedLastRefresh`, …) before it runs. */
   onBackendCall?: (input: BackendCallInput) => void;
   /**
@@ -235,18 +237,25 @@ export function fakeLoginAttempt(fakes: Fakes, calls: Calls, gates: Gates) {
     initial: 'starting',
     // Every paste is answered, as the real attempt answers it in any state: refused as another
     // login's URL while waiting, as not waiting (yet) otherwise.
+    // `fakes.paste` changes that: `accept` answers it as redeemed, `hang` leaves it unanswered.
     on: {
-      'attempt.paste': {
-        actions: sendParent(({ context, event, self }) => ({
-          type: 'loginAttempt.pasteAnswered',
-          loginId: context.loginId,
-          requestId: event.requestId,
-          ok: false,
-          failure: self.getSnapshot().matches('waiting')
-            ? { kind: 'redirectStateMismatch' }
-            : { kind: 'loginNotWaiting', message: 'the login is not waiting for a redirect URL' },
-        }) satisfies LoginAttemptReport),
-      },
+      'attempt.paste': [
+        { guard: () => fakes.paste === 'hang' },
+        {
+          actions: sendParent(({ context, event, self }) => {
+            const waiting = self.getSnapshot().matches('waiting');
+            const answer = { type: 'loginAttempt.pasteAnswered', loginId: context.loginId, requestId: event.requestId } as const;
+            if (waiting && fakes.paste === 'accept') return { ...answer, ok: true } satisfies LoginAttemptReport;
+            return {
+              ...answer,
+              ok: false,
+              failure: waiting
+                ? { kind: 'redirectStateMismatch' }
+                : { kind: 'loginNotWaiting', message: 'the login is not waiting for a redirect URL' },
+            } satisfies LoginAttemptReport;
+          }),
+        },
+      ],
     },
     states: {
       starting: {
@@ -306,17 +315,20 @@ export function startMachine(policy: Policy = NO_POLICY, fakes: Fakes = {}, opti
       loadCredentials: fromPromise<StoredAuth | null, void>(async ({ signal }) => {
         await gates.pass('load', signal, calls);
         if (fakes.loadFails) throw { kind: 'authFileCorrupt', message: 'auth.json is not valid JSON' };
+        if (fakes.buggy?.includes('load')) throw new TypeError('bug in loading');
         return fakes.stored ?? null;
       }),
       saveCredentials: fromPromise<StoredAuth, { auth: StoredAuth }>(async ({ input, signal }) => {
         calls.save++;
         await gates.pass('save', signal, calls);
         if (fakes.saveFails) throw { kind: 'storageFailed', message: 'failed to save api key: disk full' };
+        if (fakes.buggy?.includes('save')) throw new TypeError('bug in saving');
         return input.auth;
       }),
       clearCredentials: fromPromise<void, ClearCredentialsInput>(async ({ input, signal }) => {
         calls.clear.push({ revokeToken: input.revokeToken?.reveal() ?? null });
         await gates.pass('clear', signal, calls);
+        if (fakes.buggy?.includes('clear')) throw new TypeError('bug in clearing');
       }),
       session: fakeSession(fakes, calls, gates),
       loginAttempt: fakeLoginAttempt(fakes, calls, gates),
