@@ -6,7 +6,7 @@ import type { loginAttemptMachine } from '../../machines/login-attempt-machine.j
 import type { LoginAttemptInput } from '../../machines/login-attempt-types.js';
 import { Secret } from '../../machines/secret.js';
 import type { BackendCallInput } from '../../machines/session-machine.js';
-import { chatgptLogin, NO_POLICY, startMachine, storedChatgpt, type Fakes, type Reply } from './harness.js';
+import { chatgptLogin, externalLogin, NO_POLICY, startMachine, storedChatgpt, type Fakes, type Reply } from './harness.js';
 
 /**
  * Edges of the account chart the other machine tests leave out: the forced
@@ -93,9 +93,52 @@ describe('pasted redirect URLs (account/login/complete)', () => {
     const second = m.send(paste(loginId));
     await m.settle();
     m.fakes.paste = 'refuse';
-    await m.request(chatgptLogin());
+    const next = loginIdOf(await m.request(chatgptLogin()));
     for (const reply of [await first, await second]) expect(reply).toMatchObject({ ok: false, failure: { kind: 'loginNotWaiting' } });
+    // The next login's end does not answer them again.
+    await m.request({ type: 'login.cancel', loginId: next });
     expect(m.unanswered()).toEqual({ none: [], several: [] });
+  });
+
+  it('still answers an unanswered paste when the login ends after another paste was redeemed', async () => {
+    const m = await started({ paste: 'hang' });
+    const loginId = loginIdOf(await m.request(chatgptLogin()));
+    const waiting = m.send(paste(loginId));
+    await m.settle();
+    m.fakes.paste = 'accept';
+    expect(await m.request(paste(loginId))).toMatchObject({ ok: true, value: { kind: 'empty' } });
+    await m.request({ type: 'login.cancel', loginId });
+    expect(await waiting).toMatchObject({ ok: false, failure: { kind: 'loginNotWaiting' } });
+    expect(m.unanswered()).toEqual({ none: [], several: [] });
+  });
+});
+
+describe('what reaches the login attempt', () => {
+  it('gives a login 10 minutes for the user by default (the reference’s deadline)', async () => {
+    const m = await started();
+    await m.request(chatgptLogin('device'));
+    expect(m.calls.loginStart.map((c) => c.deadlineMs)).toEqual([600_000]);
+  });
+});
+
+describe('announcements (SPEC §3.1, §9.1)', () => {
+  it('reports a host-token login once, even when a later read’s discovery succeeds after the first failed', async () => {
+    const m = await started({ workspaces: [] });
+    await m.request(externalLogin('ws-1'));
+    m.fakes.workspaces = ['ws-1'];
+    expect(await m.request(read)).toMatchObject({ ok: true });
+    expect(m.emitted.filter((e) => e.type === 'login.completed')).toEqual([
+      { type: 'login.completed', loginId: null, success: false, error: 'workspace routing discovery failed' },
+    ]);
+    expect(m.emitted.filter((e) => e.type === 'account.updated')).toEqual([]);
+  });
+
+  it('announces stored credentials once, not again at the discovery after a refresh', async () => {
+    const m = await started({ stored: storedChatgpt('ws-1') });
+    await m.request(read);
+    await m.request({ type: 'account.read', refreshToken: true });
+    expect(m.calls.discover).toHaveLength(2);
+    expect(m.emitted.filter((e) => e.type === 'account.updated')).toHaveLength(1);
   });
 });
 

@@ -70,7 +70,7 @@ export interface Calls {
   refresh: Array<{ reason: string; refreshToken: string }>;
   hostRefresh: Array<{ previousAccountId: string | null }>;
   backend: Array<{ requestId: string; accessToken: string; retried: boolean }>;
-  loginStart: Array<{ loginId: string; flow: LoginFlow }>;
+  loginStart: Array<{ loginId: string; flow: LoginFlow; deadlineMs: number }>;
   /** Effects whose `signal` was aborted (their actor was stopped) while they ran. */
   aborted: Gate[];
 }
@@ -221,7 +221,7 @@ export function fakeLoginAttempt(fakes: Fakes, calls: Calls, gates: Gates) {
     },
     actors: {
       start: fromPromise<void, LoginAttemptInput>(async ({ input, signal }) => {
-        calls.loginStart.push({ loginId: input.loginId, flow: input.flow });
+        calls.loginStart.push({ loginId: input.loginId, flow: input.flow, deadlineMs: input.deadlineMs });
         await gates.pass('loginStart', signal, calls);
         if (fakes.loginOutcome === 'startFail') throw START_FAILURE;
       }),
