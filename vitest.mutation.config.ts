@@ -15,7 +15,7 @@ export default defineConfig({
       // In-process server tests reach the views, the surface and the wording.
       'test/rpc/**/*.test.ts',
       // Pure modules of machines/ (views, guards, wording, surface) and the error mapping over the wording.
-      'test/unit/{rate-limits,serde,config,uuid-rfc3339,wording,account-guards,account-surface,account-login-region,errors}.test.ts',
+      'test/unit/{rate-limits,serde,config,uuid-rfc3339,wording,account-guards,account-surface,account-login-region,errors,secret}.test.ts',
       'test/unit/storage*.test.ts',
       'test/unit/keyring-store.test.ts',
       'test/unit/log.test.ts',

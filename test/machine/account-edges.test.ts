@@ -113,6 +113,15 @@ describe('pasted redirect URLs (account/login/complete)', () => {
   });
 });
 
+describe('a ChatGPT login that cannot start', () => {
+  it('keeps the active API key', async () => {
+    const m = await started({ stored: { kind: 'apiKey', apiKey: new Secret('sk-abc') }, loginOutcome: 'startFail' });
+    expect(await m.request(chatgptLogin())).toMatchObject({ ok: false, failure: { kind: 'loginServerFailed' } });
+    expect(m.mode()).toBe('apiKey');
+    expect(m.emitted.filter((e) => e.type !== 'reply')).toEqual([]);
+  });
+});
+
 describe('what reaches the login attempt', () => {
   it('gives a login 10 minutes for the user by default (the reference’s deadline)', async () => {
     const m = await started();

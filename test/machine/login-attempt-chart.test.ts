@@ -219,13 +219,25 @@ describe('once ready', () => {
     expect(a.saves.map((input) => input.apiKey?.reveal())).toEqual(['sk-exchanged']);
   });
 
-  it('ends as taken over when another login server cancels it (SPEC §6.1 GET /cancel)', async () => {
+  it('ends as taken over when another login server cancels it (SPEC §6.1 GET /cancel), answering no paste', async () => {
     const a = startChart();
     a.channel({ type: 'channel.ready', details: BROWSER_DETAILS });
     a.channel({ type: 'channel.cancelled' });
     a.channel({ type: 'channel.finished' });
     await a.settle();
     expect(a.output()).toEqual({ loginId: 'login-1', status: 'failed', error: 'Login server error: Login cancelled' });
+    expect(a.reports.map((r) => r.type)).toEqual(['loginAttempt.ready']);
+  });
+
+  it('answers no paste when a browser sign-in ends without one', async () => {
+    const a = startChart();
+    a.channel({ type: 'channel.ready', details: BROWSER_DETAILS });
+    a.channel({ type: 'channel.code', grant: GRANT, requestId: null });
+    await a.settle();
+    a.channel({ type: 'channel.finished' });
+    await a.settle();
+    expect(a.output()).toMatchObject({ status: 'succeeded' });
+    expect(a.reports.map((r) => r.type)).toEqual(['loginAttempt.ready']);
   });
 
   it('words a code exchange that failed without a message as an unknown error', async () => {
@@ -240,6 +252,23 @@ describe('once ready', () => {
 });
 
 describe('effects nobody provided', () => {
+  it('leave a login without a channel not started, saying so', async () => {
+    const reports: LoginAttemptReport[] = [];
+    let output: LoginAttemptOutput | null = null;
+    const parent = setup({ actors: { attempt: loginAttemptMachine } }).createMachine({
+      invoke: {
+        src: 'attempt',
+        input: { loginId: 'login-1', flow: 'browser', policy: { forcedLoginMethod: null, forcedWorkspaceIds: null }, client: null, deadlineMs: 1_000 },
+        onDone: { actions: ({ event }) => (output = event.output) },
+      },
+      on: { '*': { actions: ({ event }) => reports.push(event as LoginAttemptReport) } },
+    });
+    createActor(parent).start();
+    const failure = { kind: 'notImplemented', message: 'ChatGPT login is not available in this build' };
+    expect(reports).toEqual([{ type: 'loginAttempt.startFailed', loginId: 'login-1', failure }]);
+    expect(output).toEqual({ loginId: 'login-1', status: 'notStarted', failure });
+  });
+
   it('fail the login naming the missing effect instead of hanging', async () => {
     const a = startChart({ unprovided: ['exchangeCode'] });
     a.channel({ type: 'channel.ready', details: BROWSER_DETAILS });
