@@ -227,3 +227,22 @@ describe('a login attempt that breaks (an action of it throws)', () => {
     expect(actor.getSnapshot().value).toMatchObject({ login: 'idle' });
   });
 });
+
+describe('effects nobody provided', () => {
+  it('answer notImplemented, naming the effect, instead of hanging', async () => {
+    const emitted: AccountEmitted[] = [];
+    const actor = createActor(accountMachine, { input: { policy: NO_POLICY } });
+    actor.on('*', (e: AccountEmitted) => emitted.push(e));
+    actor.start();
+    await vi.waitFor(() => expect(actor.getSnapshot().context.busyWith).toBeNull());
+    actor.send({ type: 'account.read', requestId: 'r1', refreshToken: false });
+    expect(emitted).toEqual([
+      {
+        type: 'reply',
+        requestId: 'r1',
+        ok: false,
+        failure: { kind: 'notImplemented', message: 'loading credentials is not available in this build' },
+      },
+    ]);
+  });
+});
