@@ -14,7 +14,8 @@ export default defineConfig({
       'test/machine/**/*.test.ts',
       // In-process server tests reach the views, the surface and the wording.
       'test/rpc/**/*.test.ts',
-      'test/unit/{rate-limits,serde,config,uuid-rfc3339}.test.ts',
+      // Pure modules of machines/ (views, guards, wording, surface) and the error mapping over the wording.
+      'test/unit/{rate-limits,serde,config,uuid-rfc3339,wording,account-guards,account-surface,account-login-region,errors,secret}.test.ts',
       'test/unit/storage*.test.ts',
       'test/unit/keyring-store.test.ts',
       'test/unit/log.test.ts',

@@ -4,6 +4,7 @@ import type {
   AccountEmitted,
   FailureKind,
   LoginFlow,
+  ModelProviders,
   Policy,
   RequestEvent,
   StoredAuth,
@@ -46,13 +47,19 @@ export interface Fakes {
   refreshFails?: { kind: FailureKind; message?: string };
   /** A backend call fails (not a 401) with this message. */
   backendFails?: string;
+  /** Effects that throw a plain `Error` (a bug in them) instead of a failure with a `kind`. */
+  buggy?: Array<'load' | 'save' | 'clear' | 'discover' | 'refresh' | 'hostRefresh' | 'backend'>;
+  /** How the login attempt answers a pasted redirect URL (default: refused, see `fakeLoginAttempt`). */
+  paste?: 'refuse' | 'accept' | 'hang';
+  /** Sees each backend call's whole input (client, `managedLastRefresh`, …) before it runs. */
+  onBackendCall?: (input: BackendCallInput) => void;
   /**
    * What a started ChatGPT login does once ready: hang (default), succeed with these
    * credentials, or fail; `startFail` never gets ready (the port is taken).
    */
   loginOutcome?: 'hang' | StoredChatgpt | 'fail' | 'startFail';
   /** What the host answers to a token refresh request: new tokens, a failure (default), or nothing at all. */
-  hostRefresh?: { accountId: string; accessToken: string } | 'fail' | 'hang';
+  hostRefresh?: { accountId: string; accessToken: string; planType?: string | null } | 'fail' | 'hang';
 }
 
 /** How often each boundary effect ran, and with what; tests read it to see an effect did (not) happen. */
@@ -63,7 +70,7 @@ export interface Calls {
   refresh: Array<{ reason: string; refreshToken: string }>;
   hostRefresh: Array<{ previousAccountId: string | null }>;
   backend: Array<{ requestId: string; accessToken: string; retried: boolean }>;
-  loginStart: Array<{ loginId: string; flow: LoginFlow }>;
+  loginStart: Array<{ loginId: string; flow: LoginFlow; deadlineMs: number }>;
   /** Effects whose `signal` was aborted (their actor was stopped) while they ran. */
   aborted: Gate[];
 }
@@ -145,6 +152,7 @@ export function fakeSession(fakes: Fakes, calls: Calls, gates: Gates) {
       discoverRouting: fromPromise<WorkspaceRouting, DiscoverRoutingInput>(async ({ input, signal }) => {
         calls.discover.push({ accountId: input.accountId, accessToken: input.accessToken.reveal() });
         await gates.pass('discover', signal, calls);
+        if (fakes.buggy?.includes('discover')) throw new TypeError('bug in discovery');
         if (rejected(input.accessToken)) throw unauthorized;
         if (!input.accountId) throw { kind: 'accountIdMissing', message: 'workspace routing requires a ChatGPT account id' };
         if (!(fakes.workspaces ?? ['ws-1']).includes(input.accountId)) {
@@ -155,6 +163,7 @@ export function fakeSession(fakes: Fakes, calls: Calls, gates: Gates) {
       refreshTokens: fromPromise<StoredChatgpt, RefreshTokensInput>(async ({ input, signal }) => {
         calls.refresh.push({ reason: input.reason, refreshToken: input.stored.refreshToken.reveal() });
         await gates.pass('refresh', signal, calls);
+        if (fakes.buggy?.includes('refresh')) throw new TypeError('bug in the refresh');
         if (fakes.refreshFails) throw fakes.refreshFails;
         // The token endpoint rotates every token (SPEC §8).
         return storedChatgpt(input.stored.accountId ?? 'ws-1', `-r${++rotations}`);
@@ -162,15 +171,24 @@ export function fakeSession(fakes: Fakes, calls: Calls, gates: Gates) {
       requestHostRefresh: fromPromise<HostRefreshOutput, HostRefreshInput>(async ({ input, signal }) => {
         calls.hostRefresh.push({ previousAccountId: input.previousAccountId });
         await gates.pass('hostRefresh', signal, calls);
+        if (fakes.buggy?.includes('hostRefresh')) throw new TypeError('bug in the host refresh');
         const answer = fakes.hostRefresh ?? 'fail';
         if (answer === 'hang') return new Promise<never>(() => {});
         if (answer === 'fail') throw { kind: 'hostRefreshFailed', message: 'auth refresh request failed: code=-32603' };
-        return { accessToken: new Secret(answer.accessToken), accountId: answer.accountId, planType: null, claims: claims(answer.accountId) };
+        return {
+          accessToken: new Secret(answer.accessToken),
+          accountId: answer.accountId,
+          planType: answer.planType ?? null,
+          claims: claims(answer.accountId),
+        };
       }),
       backendCall: fromPromise<BackendCallOutput, BackendCallInput>(async ({ input, signal }) => {
         calls.backend.push({ requestId: input.requestId, accessToken: input.accessToken.reveal(), retried: input.retried });
+        fakes.onBackendCall?.(input);
         await gates.pass('backend', signal, calls);
-        const job = { requestId: input.requestId, call: input.call, retried: input.retried };
+        if (fakes.buggy?.includes('backend')) throw new TypeError('bug in the backend effect');
+        // As the real effect does: the job names the credentials it was sent with.
+        const job = { requestId: input.requestId, call: input.call, retried: input.retried, credentialsVersion: input.credentialsVersion };
         if (rejected(input.accessToken) || (fakes.backendRejects ?? []).includes(input.accessToken.reveal())) {
           return { job, status: 'unauthorized', failure: unauthorized };
         }
@@ -203,7 +221,7 @@ export function fakeLoginAttempt(fakes: Fakes, calls: Calls, gates: Gates) {
     },
     actors: {
       start: fromPromise<void, LoginAttemptInput>(async ({ input, signal }) => {
-        calls.loginStart.push({ loginId: input.loginId, flow: input.flow });
+        calls.loginStart.push({ loginId: input.loginId, flow: input.flow, deadlineMs: input.deadlineMs });
         await gates.pass('loginStart', signal, calls);
         if (fakes.loginOutcome === 'startFail') throw START_FAILURE;
       }),
@@ -219,18 +237,25 @@ export function fakeLoginAttempt(fakes: Fakes, calls: Calls, gates: Gates) {
     initial: 'starting',
     // Every paste is answered, as the real attempt answers it in any state: refused as another
     // login's URL while waiting, as not waiting (yet) otherwise.
+    // `fakes.paste` changes that: `accept` answers it as redeemed, `hang` leaves it unanswered.
     on: {
-      'attempt.paste': {
-        actions: sendParent(({ context, event, self }) => ({
-          type: 'loginAttempt.pasteAnswered',
-          loginId: context.loginId,
-          requestId: event.requestId,
-          ok: false,
-          failure: self.getSnapshot().matches('waiting')
-            ? { kind: 'redirectStateMismatch' }
-            : { kind: 'loginNotWaiting', message: 'the login is not waiting for a redirect URL' },
-        }) satisfies LoginAttemptReport),
-      },
+      'attempt.paste': [
+        { guard: () => fakes.paste === 'hang' },
+        {
+          actions: sendParent(({ context, event, self }) => {
+            const waiting = self.getSnapshot().matches('waiting');
+            const answer = { type: 'loginAttempt.pasteAnswered', loginId: context.loginId, requestId: event.requestId } as const;
+            if (waiting && fakes.paste === 'accept') return { ...answer, ok: true } satisfies LoginAttemptReport;
+            return {
+              ...answer,
+              ok: false,
+              failure: waiting
+                ? { kind: 'redirectStateMismatch' }
+                : { kind: 'loginNotWaiting', message: 'the login is not waiting for a redirect URL' },
+            } satisfies LoginAttemptReport;
+          }),
+        },
+      ],
     },
     states: {
       starting: {
@@ -270,6 +295,8 @@ export interface MachineOptions {
   /** Gates held from the start (before the actor starts loading). */
   hold?: Gate[];
   hostRefreshTimeoutMs?: number;
+  /** The model providers of config.toml (default: only OpenAI). */
+  modelProviders?: ModelProviders;
 }
 
 /**
@@ -288,23 +315,30 @@ export function startMachine(policy: Policy = NO_POLICY, fakes: Fakes = {}, opti
       loadCredentials: fromPromise<StoredAuth | null, void>(async ({ signal }) => {
         await gates.pass('load', signal, calls);
         if (fakes.loadFails) throw { kind: 'authFileCorrupt', message: 'auth.json is not valid JSON' };
+        if (fakes.buggy?.includes('load')) throw new TypeError('bug in loading');
         return fakes.stored ?? null;
       }),
       saveCredentials: fromPromise<StoredAuth, { auth: StoredAuth }>(async ({ input, signal }) => {
         calls.save++;
         await gates.pass('save', signal, calls);
         if (fakes.saveFails) throw { kind: 'storageFailed', message: 'failed to save api key: disk full' };
+        if (fakes.buggy?.includes('save')) throw new TypeError('bug in saving');
         return input.auth;
       }),
       clearCredentials: fromPromise<void, ClearCredentialsInput>(async ({ input, signal }) => {
         calls.clear.push({ revokeToken: input.revokeToken?.reveal() ?? null });
         await gates.pass('clear', signal, calls);
+        if (fakes.buggy?.includes('clear')) throw new TypeError('bug in clearing');
       }),
       session: fakeSession(fakes, calls, gates),
       loginAttempt: fakeLoginAttempt(fakes, calls, gates),
     },
   });
-  const input = { policy, ...(options.hostRefreshTimeoutMs === undefined ? {} : { hostRefreshTimeoutMs: options.hostRefreshTimeoutMs }) };
+  const input = {
+    policy,
+    ...(options.hostRefreshTimeoutMs === undefined ? {} : { hostRefreshTimeoutMs: options.hostRefreshTimeoutMs }),
+    ...(options.modelProviders === undefined ? {} : { modelProviders: options.modelProviders }),
+  };
   const actor = createActor(machine, { input, ...(options.clock ? { clock: options.clock } : {}) });
   const emitted: AccountEmitted[] = [];
   const owed = new Map<string, (reply: Reply) => void>();

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createActor, setup, SimulatedClock } from 'xstate';
 import type { Policy, SessionEvent } from '../../machines/account-types.js';
 import { Secret } from '../../machines/secret.js';
-import type { SessionInput, SessionRequest } from '../../machines/session-machine.js';
+import type { BackendCallInput, SessionInput, SessionRequest } from '../../machines/session-machine.js';
 import { fakeSession, Gates, NO_POLICY, noCalls, quiet, storedChatgpt, type Fakes } from './harness.js';
 
 // The real session chart with fake HTTP, host and token endpoint, run under a
@@ -282,5 +282,239 @@ describe('a refresh asked for during discovery', () => {
     expect(s.calls.refresh).toEqual([{ reason: 'forced', refreshToken: 'refresh-token-ws-1' }]);
     expect(s.calls.discover.map((c) => c.accessToken)).toEqual(['access-token-ws-1', 'access-token-ws-1-r1']);
     expect(types(s.reports)).toEqual(['session.refreshed', 'session.routed']);
+  });
+});
+
+describe('backend calls', () => {
+  it('answers a call whose effect throws with an internal failure for that request, and keeps serving', async () => {
+    const s = startSession({ mode: 'managed' }, { buggy: ['backend'] });
+    s.send({ type: 'session.call', requestId: '17', call: RATE_LIMITS });
+    await s.settle();
+    expect(s.reports).toEqual([{ type: 'session.answered', requestId: '17', ok: false, failure: { kind: 'internal' } }]);
+    s.fakes.buggy = [];
+    s.send({ type: 'session.call', requestId: '18', call: RATE_LIMITS });
+    await s.settle();
+    expect(s.reports.at(-1)).toMatchObject({ type: 'session.answered', requestId: '18', ok: true });
+  });
+
+  it('resends a call whose 401 came for tokens a refresh has replaced since, without refreshing again', async () => {
+    const s = startSession({ mode: 'managed' }, { rejectedTokens: ['access-token-ws-1'] });
+    // The first call meets the 401 and starts the refresh; the second is sent with the old tokens meanwhile.
+    s.hold('refresh');
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    expect(s.state()).toEqual({ refreshing: 'managed' });
+    s.hold('backend');
+    s.send({ type: 'session.call', requestId: 'r2', call: RATE_LIMITS });
+    await s.settle();
+    s.release('refresh');
+    await s.settle();
+    s.release('backend');
+    await s.settle();
+
+    expect(s.calls.refresh).toHaveLength(1);
+    expect(s.calls.backend.map((c) => [c.requestId, c.accessToken, c.retried])).toEqual([
+      ['r1', 'access-token-ws-1', false],
+      ['r2', 'access-token-ws-1', false],
+      ['r1', 'access-token-ws-1-r1', true],
+      ['r2', 'access-token-ws-1-r1', false],
+    ]);
+    const answers = s.reports.filter((r) => r.type === 'session.answered');
+    expect(answers.map((a) => [a.requestId, a.ok]).sort()).toEqual([['r1', true], ['r2', true]]);
+  });
+
+  it('fails a retried call that meets a second 401 instead of refreshing again', async () => {
+    const s = startSession({ mode: 'managed' }, { rejectedTokens: ['access-token-ws-1'], backendRejects: ['access-token-ws-1-r1'] });
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    expect(s.calls.refresh).toHaveLength(1);
+    expect(s.reports.find((r) => r.type === 'session.answered')).toEqual({
+      type: 'session.answered',
+      requestId: 'r1',
+      ok: false,
+      failure: { kind: 'backendUnauthorized', message: 'unexpected status 401 Unauthorized' },
+    });
+  });
+
+  it('gives a managed call the stored last refresh time, so the effect can refresh due tokens first', async () => {
+    const inputs: BackendCallInput[] = [];
+    const s = startSession({ mode: 'managed', stored: { ...storedChatgpt('ws-1'), lastRefresh: '2026-01-01T00:00:00Z' } }, {
+      onBackendCall: (input) => inputs.push(input),
+    });
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    expect(inputs[0]?.managedLastRefresh).toBe('2026-01-01T00:00:00Z');
+  });
+
+  it('gives a managed call a null last refresh when the credentials never recorded one', async () => {
+    const inputs: BackendCallInput[] = [];
+    const s = startSession({ mode: 'managed' }, { onBackendCall: (input) => inputs.push(input) });
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    expect(inputs[0]).toHaveProperty('managedLastRefresh', null);
+  });
+
+  it('gives a host-token call no last refresh time (the host refreshes its own tokens)', async () => {
+    const inputs: BackendCallInput[] = [];
+    const s = startSession({ mode: 'external' }, { onBackendCall: (input) => inputs.push(input) });
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    expect(inputs[0]).not.toHaveProperty('managedLastRefresh');
+    expect(inputs[0]).toMatchObject({ requestId: 'r1', accountId: 'ws-1', retried: false, credentialsVersion: 0, call: RATE_LIMITS });
+  });
+});
+
+describe('the host naming itself after the session started', () => {
+  const client = { originator: 'codex_vscode', userAgent: 'codex_vscode/1.2' };
+
+  it('sends later backend calls as the named client', async () => {
+    const inputs: BackendCallInput[] = [];
+    const s = startSession({ mode: 'managed' }, { onBackendCall: (input) => inputs.push(input) });
+    s.send({ type: 'session.identify', client, hostRefreshTimeoutMs: 10_000 });
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    expect(inputs[0]?.client).toEqual(client);
+  });
+
+  it('waits for the host’s refresh answer as long as the host asked', async () => {
+    const s = startSession({ mode: 'external', hostRefreshTimeoutMs: 10_000 }, { rejectedTokens: ['host-token-1'], hostRefresh: 'hang' });
+    s.send({ type: 'session.identify', client, hostRefreshTimeoutMs: 2_000 });
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    s.clock.increment(1_999);
+    await s.settle();
+    expect(s.reports).toEqual([]);
+    s.clock.increment(1);
+    await s.settle();
+    expect(s.reports.at(-1)).toEqual({
+      type: 'session.refreshFailed',
+      failure: { kind: 'hostRefreshTimeout', message: 'auth refresh request timed out after 2s' },
+    });
+  });
+});
+
+describe('why a refresh runs (SPEC §8: refresh_reason)', () => {
+  it('says unauthorized_recovery for a 401 that follows a forced refresh', async () => {
+    const s = startSession({ mode: 'managed' });
+    s.send({ type: 'session.refresh', reason: 'forced' });
+    await s.settle();
+    s.fakes.rejectedTokens = ['access-token-ws-1-r1'];
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    expect(s.calls.refresh.map((c) => c.reason)).toEqual(['forced', 'unauthorized_recovery']);
+    expect(s.reports.at(-2)).toMatchObject({ type: 'session.answered', requestId: 'r1', ok: true });
+  });
+
+  it('fails every call parked for a refresh that fails, with the refresh’s failure', async () => {
+    const s = startSession({ mode: 'managed' }, { rejectedTokens: ['access-token-ws-1'], refreshFails: { kind: 'refreshTokenExpired' } });
+    s.hold('backend');
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    s.send({ type: 'session.call', requestId: 'r2', call: RATE_LIMITS });
+    await s.settle();
+    s.release('backend');
+    await s.settle();
+    expect(s.calls.refresh).toHaveLength(1);
+    expect(s.reports).toEqual([
+      { type: 'session.answered', requestId: 'r1', ok: false, failure: { kind: 'refreshTokenExpired' } },
+      { type: 'session.answered', requestId: 'r2', ok: false, failure: { kind: 'refreshTokenExpired' } },
+      { type: 'session.refreshFailed', failure: { kind: 'refreshTokenExpired' } },
+    ]);
+    expect(s.state()).toBe('ready');
+  });
+});
+
+describe('calls that overlap a refresh', () => {
+  it('answers a call that succeeded with the tokens a refresh then replaced, without sending it again', async () => {
+    const s = startSession({ mode: 'managed' });
+    s.hold('refresh');
+    s.send({ type: 'session.refresh', reason: 'forced' });
+    await s.settle();
+    s.hold('backend');
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    s.release('refresh');
+    await s.settle();
+    s.release('backend');
+    await s.settle();
+    expect(s.calls.backend.map((c) => [c.requestId, c.accessToken])).toEqual([['r1', 'access-token-ws-1']]);
+    expect(s.reports.filter((r) => r.type === 'session.answered')).toEqual([
+      { type: 'session.answered', requestId: 'r1', ok: true, result: expect.anything() },
+    ]);
+  });
+
+  it('resends a call whose 401 came for host tokens the host has replaced since, asking the host once', async () => {
+    const s = startSession(
+      { mode: 'external' },
+      { rejectedTokens: ['host-token-1'], hostRefresh: { accountId: 'ws-1', accessToken: 'host-token-2' } },
+    );
+    s.hold('hostRefresh');
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    s.hold('backend');
+    s.send({ type: 'session.call', requestId: 'r2', call: RATE_LIMITS });
+    await s.settle();
+    s.release('hostRefresh');
+    await s.settle();
+    s.release('backend');
+    await s.settle();
+    expect(s.calls.hostRefresh).toHaveLength(1);
+    expect(s.calls.backend.filter((c) => c.requestId === 'r2').map((c) => c.accessToken)).toEqual(['host-token-1', 'host-token-2']);
+    const answers = s.reports.filter((r) => r.type === 'session.answered');
+    expect(answers.map((a) => [a.requestId, a.ok]).sort()).toEqual([['r1', true], ['r2', true]]);
+  });
+});
+
+describe('a refresh asked for during discovery, continued', () => {
+  it('reports discovery as failed, as well as the refresh, when that refresh fails', async () => {
+    const s = startSession({ mode: 'managed' }, { refreshFails: { kind: 'refreshTokenExpired' } });
+    s.hold('discover');
+    s.send({ type: 'session.discover' });
+    await s.settle();
+    s.send({ type: 'session.refresh', reason: 'forced' });
+    s.release('discover');
+    await s.settle();
+    expect(s.reports).toEqual([
+      { type: 'session.refreshFailed', failure: { kind: 'refreshTokenExpired' } },
+      { type: 'session.unrouted', failure: { kind: 'refreshTokenExpired' } },
+    ]);
+    expect(s.state()).toBe('ready');
+  });
+
+  it('still recovers once from a 401 of the discovery that follows it', async () => {
+    const s = startSession({ mode: 'managed' }, { rejectedTokens: ['access-token-ws-1-r1'] });
+    s.hold('discover');
+    s.send({ type: 'session.discover' });
+    await s.settle();
+    s.send({ type: 'session.refresh', reason: 'forced' });
+    s.release('discover');
+    await s.settle();
+    expect(s.calls.refresh.map((c) => c.reason)).toEqual(['forced', 'unauthorized_recovery']);
+    expect(s.calls.discover.map((c) => c.accessToken)).toEqual(['access-token-ws-1', 'access-token-ws-1-r1', 'access-token-ws-1-r2']);
+    expect(s.reports.at(-1)).toMatchObject({ type: 'session.routed', routing: { accountId: 'ws-1' } });
+  });
+});
+
+describe('effects that throw a plain error (a bug)', () => {
+  it('reports a discovery that threw as a failed discovery', async () => {
+    const s = startSession({ mode: 'managed', discoverNow: true }, { buggy: ['discover'] });
+    await s.settle();
+    expect(s.reports).toEqual([{ type: 'session.unrouted', failure: { kind: 'discoveryFailed', message: 'bug in discovery' } }]);
+  });
+
+  it('reports a managed refresh that threw as a failed refresh', async () => {
+    const s = startSession({ mode: 'managed' }, { buggy: ['refresh'] });
+    s.send({ type: 'session.refresh', reason: 'forced' });
+    await s.settle();
+    expect(s.reports).toEqual([{ type: 'session.refreshFailed', failure: { kind: 'refreshFailed', message: 'bug in the refresh' } }]);
+  });
+
+  it('reports a host refresh that threw as a failed host refresh', async () => {
+    const s = startSession({ mode: 'external' }, { rejectedTokens: ['host-token-1'], buggy: ['hostRefresh'] });
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    expect(s.reports.at(-1)).toEqual({
+      type: 'session.refreshFailed',
+      failure: { kind: 'hostRefreshFailed', message: 'bug in the host refresh' },
+    });
   });
 });
