@@ -17,7 +17,7 @@ import { quiet } from './harness.js';
  * The real login-attempt chart with a scripted channel: the test says when
  * the callback server or device poller is ready, which code arrives, and
  * what it answers. This reaches the steps a real issuer cannot stop at (a
- * paste or a cancel before the channel is ready). The effects are stand-ins
+ * paste before the channel is ready). The effects are stand-ins
  * or, where named, the defaults nobody provided.
  */
 
@@ -121,33 +121,6 @@ describe('before the channel is ready', () => {
     expect(a.reports).toEqual([
       { type: 'loginAttempt.pasteAnswered', loginId: 'login-1', requestId: 'r1', ok: false, failure: { kind: 'pasteNotSupported' } },
     ]);
-  });
-
-  it('ends a cancelled browser login as not started, its start failing with the cancel text (SPEC §3.3)', async () => {
-    const a = startChart();
-    a.send({ type: 'attempt.cancel' });
-    await a.settle();
-    const failure = { kind: 'loginFailed', message: 'Login server error: Login was not completed' };
-    expect(a.reports).toEqual([{ type: 'loginAttempt.startFailed', loginId: 'login-1', failure }]);
-    expect(a.output()).toEqual({ loginId: 'login-1', status: 'notStarted', failure });
-  });
-
-  it('words a superseded login as cancelled (SPEC §3.2)', async () => {
-    const a = startChart();
-    a.send({ type: 'attempt.cancel', why: 'cancelled' });
-    await a.settle();
-    expect(a.output()).toEqual({
-      loginId: 'login-1',
-      status: 'notStarted',
-      failure: { kind: 'loginFailed', message: 'Login server error: Login cancelled' },
-    });
-  });
-
-  it('words a cancelled device login without the login server prefix', async () => {
-    const a = startChart({ flow: 'device' });
-    a.send({ type: 'attempt.cancel' });
-    await a.settle();
-    expect(a.output()).toMatchObject({ status: 'notStarted', failure: { kind: 'loginFailed', message: 'Login was not completed' } });
   });
 
   it('passes the channel’s start failure on, ending as not started', async () => {
