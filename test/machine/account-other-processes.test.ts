@@ -221,3 +221,78 @@ describe('the host names itself (initialize)', () => {
     expect(await reply).toMatchObject({ failure: { message: 'auth refresh request timed out after 5s' } });
   });
 });
+
+describe('another process writes auth.json while host tokens are active', () => {
+  async function withHostTokens() {
+    const m = await started();
+    expect((await m.request(externalLogin('ws-1', { token: 'host-token' }))).ok).toBe(true);
+    expect(m.mode()).toBe('externalTokens');
+    return m;
+  }
+
+  it('keeps the host tokens and their session, remembering what the file now holds', async () => {
+    const m = await withHostTokens();
+    const session = m.actor.getSnapshot().children.session;
+    const before = m.emitted.length;
+    await reloaded(m, key('sk-other'));
+    expect(m.mode()).toBe('externalTokens');
+    expect(m.actor.getSnapshot().children.session).toBe(session); // not restarted: its calls go on
+    expect(m.emitted.slice(before)).toEqual([]);
+    expect(await token(m)).toBe('host-token');
+    expect(m.actor.getSnapshot().context.stored).toEqual(key('sk-other'));
+    expect(m.actor.getSnapshot().context.storageIssue).toBeNull();
+  });
+
+  it('remembers nothing the policy hides behind host tokens', async () => {
+    const m = startMachine({ forcedLoginMethod: 'chatgpt', forcedWorkspaceIds: null });
+    await m.settle();
+    expect((await m.request(externalLogin('ws-1', { token: 'host-token' }))).ok).toBe(true);
+    await reloaded(m, key('sk-hidden'));
+    expect(m.actor.getSnapshot().context.stored).toBeNull();
+  });
+
+  it('remembers an unreadable file behind host tokens without a notification', async () => {
+    const m = await withHostTokens();
+    const session = m.actor.getSnapshot().children.session;
+    const before = m.emitted.length;
+    m.actor.send({ type: 'credentials.unreadable', failure: unreadable });
+    await m.settle();
+    expect(m.mode()).toBe('externalTokens');
+    expect(m.actor.getSnapshot().children.session).toBe(session);
+    expect(m.emitted.slice(before)).toEqual([]);
+    expect(m.actor.getSnapshot().context.stored).toBeNull();
+    expect(m.actor.getSnapshot().context.storageIssue).toEqual(unreadable);
+    expect(await token(m)).toBe('host-token');
+  });
+});
+
+describe('a host-token login overtaken before its discovery ran', () => {
+  it('reports completed with success false before the logout’s update', async () => {
+    const m = await started();
+    m.hold('discover');
+    expect((await m.send(externalLogin('ws-1'))).ok).toBe(true);
+    await m.settle();
+    const before = m.emitted.length;
+    await m.request({ type: 'logout' });
+    const notes = m.emitted.slice(before).filter((e) => e.type !== 'reply');
+    expect(notes).toEqual([
+      { type: 'login.completed', loginId: null, success: false, error: 'Login was not completed' },
+      { type: 'account.updated', authMode: null, planType: null },
+    ]);
+  });
+
+  it('reports it once when newer host tokens replace it, the newer login completing on its own', async () => {
+    const m = await started();
+    m.hold('discover');
+    expect((await m.send(externalLogin('ws-1', { token: 'first' }))).ok).toBe(true);
+    await m.settle();
+    const before = m.emitted.length;
+    expect((await m.send(externalLogin('ws-1', { token: 'second' }))).ok).toBe(true);
+    await m.settle();
+    const completed = m.emitted.slice(before).filter((e) => e.type === 'login.completed');
+    expect(completed).toEqual([{ type: 'login.completed', loginId: null, success: false, error: 'Login was not completed' }]);
+    m.release('discover');
+    await m.settle();
+    expect(m.emitted.filter((e) => e.type === 'login.completed').at(-1)).toEqual({ type: 'login.completed', loginId: null, success: true, error: null });
+  });
+});

@@ -518,3 +518,28 @@ describe('effects that throw a plain error (a bug)', () => {
     });
   });
 });
+
+describe('host refresh answers', () => {
+  it('retries with the same tokens and skips discovery when the host answers with the tokens it has (SPEC §9.2)', async () => {
+    const s = startSession({ mode: 'external' }, { backendRejects: ['host-token-1'], hostRefresh: { accountId: 'ws-1', accessToken: 'host-token-1' } });
+    s.hold('hostRefresh');
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    expect(s.state()).toEqual({ refreshing: 'external' });
+    s.fakes.backendRejects = []; // the 401 was the backend's hiccup
+    s.release('hostRefresh');
+    await s.settle();
+    expect(s.calls.discover).toEqual([]);
+    expect(s.calls.backend.map((c) => c.accessToken)).toEqual(['host-token-1', 'host-token-1']);
+    expect(types(s.reports)).toEqual(['session.refreshed', 'session.answered']);
+    expect(s.state()).toBe('ready');
+  });
+
+  it('discovers again when the host answers with other tokens for the same workspace', async () => {
+    const s = startSession({ mode: 'external' }, { backendRejects: ['host-token-1'], hostRefresh: { accountId: 'ws-1', accessToken: 'host-token-2' } });
+    s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
+    await s.settle();
+    expect(s.calls.discover.map((c) => c.accessToken)).toEqual(['host-token-2']);
+    expect(s.state()).toBe('ready');
+  });
+});
