@@ -71,7 +71,7 @@ export const loginAttemptMachine = setup({
       sendBack({ type: 'channel.startFailed', failure: { kind: 'notImplemented', message: 'ChatGPT login is not available in this build' } });
     }),
     exchangeCode: fromPromise<ExchangedTokens, ExchangeCodeInput>(notProvided('token exchange')),
-    exchangeApiKey: fromPromise<Secret | null, { idToken: Secret }>(notProvided('API key exchange')),
+    exchangeApiKey: fromPromise<Secret, { idToken: Secret }>(notProvided('API key exchange')),
     saveLogin: fromPromise<StoredAuth, SaveLoginInput>(notProvided('saving credentials')),
   },
   delays: {
@@ -247,6 +247,7 @@ export const loginAttemptMachine = setup({
                 src: 'exchangeApiKey',
                 input: ({ context }) => ({ idToken: context.tokens!.idToken }),
                 onDone: { target: 'saving', actions: { type: 'rememberApiKey', params: ({ event }) => event.output } },
+                // Not fatal: the login is saved without an API key (SPEC §6.4).
                 onError: { target: 'saving' },
               },
             },

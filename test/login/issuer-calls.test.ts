@@ -115,11 +115,11 @@ describe('API key exchange (SPEC §6.4)', () => {
     ]);
   });
 
-  it('resolves null and warns (without the token) when the issuer refuses', async () => {
+  it('rejects and warns (without the token) when the issuer refuses', async () => {
     const tokens = await issuer.issueTokens();
     issuer.apiKeyMode = 'fail';
     const { deps: d, logs } = deps();
-    expect(await exchangeApiKey(d, issuer.origin, new Secret(tokens.id_token))).toBeNull();
+    await expect(exchangeApiKey(d, issuer.origin, new Secret(tokens.id_token))).rejects.toThrow(/403 Forbidden: no API organization/);
     expect(logs.join()).toContain('API key exchange failed (token endpoint returned status 403 Forbidden: no API organization)');
     expect(logs.join()).not.toContain(tokens.id_token);
   });

@@ -47,7 +47,7 @@ function startChart(options: Options = {}) {
       if (options.exchangeFails !== undefined) throw options.exchangeFails;
       return TOKENS;
     }),
-    exchangeApiKey: fromPromise<Secret | null, unknown>(async () => new Secret('sk-exchanged')),
+    exchangeApiKey: fromPromise<Secret, unknown>(async () => new Secret('sk-exchanged')),
     saveLogin: fromPromise<StoredAuth, { apiKey: Secret | null }>(async ({ input }) => {
       saves.push(input);
       return { kind: 'apiKey', apiKey: new Secret('sk-saved') };

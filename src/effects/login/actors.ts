@@ -49,7 +49,7 @@ export function createLoginActors(deps: LoginDeps) {
     exchangeCode: fromPromise<ExchangedTokens, ExchangeCodeInput>(async ({ input, signal }) =>
       (await load()).exchangeCode(deps, deps.issuer, input.grant, signal),
     ),
-    exchangeApiKey: fromPromise<Secret | null, { idToken: Secret }>(async ({ input, signal }) =>
+    exchangeApiKey: fromPromise<Secret, { idToken: Secret }>(async ({ input, signal }) =>
       (await load()).exchangeApiKey(deps, deps.issuer, input.idToken, signal),
     ),
     saveLogin: fromPromise<StoredAuth, SaveLoginInput>(async ({ input, signal }) => {

@@ -94,11 +94,11 @@ export async function exchangeCode(deps: TokenEndpointDeps, issuer: string, gran
 }
 
 /**
- * Trades the id token for an API key (SPEC §6.4). A failure is not fatal to
- * the login (the reference stores `OPENAI_API_KEY: null` then): it resolves
- * `null` and says why on stderr.
+ * Trades the id token for an API key (SPEC §6.4). A failure rejects, after
+ * saying why on stderr; the login-attempt chart goes on without a key (the
+ * reference stores `OPENAI_API_KEY: null` then).
  */
-export async function exchangeApiKey(deps: TokenEndpointDeps, issuer: string, idToken: Secret, signal?: AbortSignal): Promise<Secret | null> {
+export async function exchangeApiKey(deps: TokenEndpointDeps, issuer: string, idToken: Secret, signal?: AbortSignal): Promise<Secret> {
   try {
     const json = await postForm(
       deps,
@@ -116,8 +116,7 @@ export async function exchangeApiKey(deps: TokenEndpointDeps, issuer: string, id
     if (!parsed.success) throw new AuthError('loginFailed', 'error decoding response body: missing field `access_token`');
     return new Secret(parsed.data.access_token);
   } catch (error) {
-    if (signal?.aborted) throw error;
-    deps.log.warn(`API key exchange failed (${(error as Error).message}); the login goes on without an API key`);
-    return null;
+    if (!signal?.aborted) deps.log.warn(`API key exchange failed (${(error as Error).message}); the login goes on without an API key`);
+    throw error;
   }
 }
