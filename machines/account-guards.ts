@@ -42,6 +42,11 @@ export function isStoredAuthVisible(policy: Policy, stored: StoredAuth): boolean
   return isLoginMethodAllowed(policy, 'chatgpt') && isWorkspaceAllowed(policy, stored.accountId);
 }
 
+/** The stored credentials the policy lets this process use: `stored` itself, or `null` when hidden. */
+export function visibleStoredAuth(policy: Policy, stored: StoredAuth | null): StoredAuth | null {
+  return stored !== null && isStoredAuthVisible(policy, stored) ? stored : null;
+}
+
 /** The mode the context implies; the machine's state must always agree with it. */
 export function activeAuthMode(context: AccountContext): AuthMode | null {
   if (context.external) return 'chatgptAuthTokens';

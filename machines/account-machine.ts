@@ -7,6 +7,7 @@ import {
   isWorkspaceAllowed,
   resolvePlanType,
   toFailure,
+  visibleStoredAuth,
 } from './account-guards.js';
 import { viewAccount, viewAuthStatus } from './account-views.js';
 import type {
@@ -177,7 +178,7 @@ export const accountMachine = setup({
   actions: {
     adoptReloaded: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'credentials.reloaded');
-      const stored = event.auth !== null && isStoredAuthVisible(context.policy, event.auth) ? event.auth : null;
+      const stored = visibleStoredAuth(context.policy, event.auth);
       const next = { ...context, stored, storageIssue: null };
       enqueue.assign({ stored, storageIssue: null, routing: null, announcement: null });
       const [mode, plan] = [activeAuthMode(next), activePlanType(next)];
@@ -187,7 +188,7 @@ export const accountMachine = setup({
     }),
     adoptReloadedBehindHostTokens: assign(({ context, event }) => {
       assertEvent(event, 'credentials.reloaded');
-      return { stored: event.auth !== null && isStoredAuthVisible(context.policy, event.auth) ? event.auth : null, storageIssue: null };
+      return { stored: visibleStoredAuth(context.policy, event.auth), storageIssue: null };
     }),
     forgetUnreadableBehindHostTokens: assign(({ event }) => {
       assertEvent(event, 'credentials.unreadable');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { accountsCheck, FakeBackend } from '../helpers/backend.js';
-import { CLIENT_ID, Issuer } from '../helpers/issuer.js';
+import { Issuer, storedLogin } from '../helpers/issuer.js';
 import { RawServer } from '../helpers/raw-server.js';
 import { tempHome } from '../helpers/server-process.js';
 import { apiKeyFile, CrashReport, LOCK_FILES, seededRandom } from './crash-helpers.js';
@@ -52,20 +52,6 @@ afterAll(async () => {
   await backend.stop();
 });
 
-const nowRfc3339 = () => new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000000Z');
-
-/** A managed login the issuer stand-in issued (its refresh token is live), as Codex writes auth.json. */
-async function storedLogin(): Promise<string> {
-  const tokens = await issuer.issueTokens();
-  const file = {
-    auth_mode: 'chatgpt',
-    OPENAI_API_KEY: null,
-    tokens: { ...tokens, oauth_provenance: { issuer: issuer.origin, client_id: CLIENT_ID }, login_owner_id: 'o'.repeat(43), account_id: 'ws-1' },
-    last_refresh: nowRfc3339(),
-  };
-  return JSON.stringify(file, null, 2);
-}
-
 const parsed = (text: string | null): { auth_mode?: string; OPENAI_API_KEY?: string | null; tokens?: Record<string, string> } | null => {
   try {
     return text === null ? null : JSON.parse(text);
@@ -94,7 +80,7 @@ const OPERATIONS: Operation[] = [
     weight: 2,
     async prepare(lane) {
       // Another process (Codex) signs in while no server runs: a live refresh token to redeem.
-      const text = await storedLogin();
+      const text = JSON.stringify(await storedLogin(issuer), null, 2);
       const path = join(lane.home, 'auth.json');
       writeFileSync(`${path}.codex`, text, { mode: 0o600 });
       renameSync(`${path}.codex`, path);

@@ -417,3 +417,9 @@ export async function callbackUrlFrom(authUrl: string): Promise<string> {
   if (response.status !== 302 || location === null) throw new Error(`the issuer did not redirect (${response.status})`);
   return location;
 }
+
+/** auth.json of a managed ChatGPT login whose tokens the issuer stand-in issued (refreshable). */
+export async function storedLogin(issuer: Issuer, accountId = 'ws-1'): Promise<object> {
+  const tokens = await issuer.issueTokens({ email: 'a@b.c', accountId, planType: 'pro', userId: 'user-1' });
+  return { auth_mode: 'chatgpt', OPENAI_API_KEY: null, tokens: { ...tokens, account_id: accountId }, last_refresh: new Date().toISOString() };
+}

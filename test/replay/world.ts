@@ -148,11 +148,7 @@ export function heldAuthFile(home: string): { release(text: string): void } {
 
 export const apiKeyFile = (key: string) => JSON.stringify({ auth_mode: 'apikey', OPENAI_API_KEY: key }, null, 2);
 
-/** auth.json of a managed ChatGPT login whose tokens the issuer stand-in issued (refreshable). */
-export async function storedLogin(issuer: Issuer, accountId = 'ws-1'): Promise<object> {
-  const tokens = await issuer.issueTokens({ email: 'a@b.c', accountId, planType: 'pro', userId: 'user-1' });
-  return { auth_mode: 'chatgpt', OPENAI_API_KEY: null, tokens: { ...tokens, account_id: accountId }, last_refresh: new Date().toISOString() };
-}
+export { storedLogin } from '../helpers/issuer.js';
 
 /** A response promise plus the index the notifications it causes start after. */
 export function send(s: ServerProcess, method: string, params?: unknown): Promise<Wire> {
