@@ -1,4 +1,5 @@
 import type { StoredAuth } from '../../machines/account-types.js';
+import { serializeAuth } from './storage.js';
 
 /**
  * Where credentials live (`auth.json`, memory, later the OS keyring): the raw
@@ -61,6 +62,13 @@ export function createCredentialStore(backend: StoreBackend, lock?: CrossProcess
   /** The version this process last read or wrote: what "changed elsewhere" is measured against. */
   let known: string | null = null;
   /**
+   * What that version holds, in auth.json's own form (`undefined`: not known),
+   * so that another process rewriting the very same credentials (a copy, a
+   * restore, a tool that rewrites the file) is no change at all.
+   */
+  let knownContent: string | null | undefined;
+  const contentOf = (auth: StoredAuth | null) => (auth === null ? null : serializeAuth(auth));
+  /**
    * The backend's version: `null` when nothing is stored, `undefined` when it
    * cannot be read (keyring unreachable), which is never an error of its own.
    */
@@ -73,23 +81,31 @@ export function createCredentialStore(backend: StoreBackend, lock?: CrossProcess
   };
   const read = async (): Promise<StoredSnapshot> => {
     const version = (await versionNow()) ?? null;
-    const auth = await backend.load();
+    let auth: StoredAuth | null;
+    try {
+      auth = await backend.load();
+    } catch (error) {
+      knownContent = undefined;
+      throw error;
+    }
     known = version;
+    knownContent = contentOf(auth);
     return { auth, version };
   };
-  const noteOwnWrite = async () => {
+  const noteOwnWrite = async (auth: StoredAuth | null) => {
     known = (await versionNow()) ?? null;
+    knownContent = contentOf(auth);
   };
   const tx: Transaction = {
     read,
     write: async (auth) => {
       const saved = await backend.save(auth);
-      await noteOwnWrite();
+      await noteOwnWrite(saved);
       return saved;
     },
     remove: async () => {
       await backend.clear();
-      await noteOwnWrite();
+      await noteOwnWrite(null);
     },
   };
 
@@ -117,7 +133,9 @@ export function createCredentialStore(backend: StoreBackend, lock?: CrossProcess
         if (!backend.version) return null;
         const version = await versionNow();
         if (version === undefined || version === known) return null;
-        return read();
+        const before = knownContent;
+        const now = await read();
+        return before !== undefined && contentOf(now.auth) === before ? null : now;
       }),
     save: (auth, signal) => transact((t) => t.write(auth), signal),
     clear: (signal) => transact((t) => t.remove(), signal),

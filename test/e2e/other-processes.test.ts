@@ -1,7 +1,7 @@
-import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LOGGED_OUT, settle, useServers } from '../helpers/server-process.js';
+import { LOGGED_OUT, settle, tempHome, useServers } from '../helpers/server-process.js';
 
 /** Writes auth.json the way Codex does: a temp file renamed over it. */
 function writeAsCodex(home: string, value: object): void {
@@ -46,5 +46,22 @@ describe('noticing other processes (issue 8)', () => {
     }
     expect(token).toBe('sk-second');
     expect(s.notifications('account/updated')).toHaveLength(0);
+  });
+
+  it('takes a rewrite of the very same credentials for no change (the ChatGPT session is not restarted)', async () => {
+    const trace = join(tempHome(), 'trace.jsonl');
+    const auth = { auth_mode: 'apikey', OPENAI_API_KEY: 'sk-same' };
+    const s = await start({ auth, env: { CODEX_ACCOUNT_SERVER_TRACE_TRANSITIONS: trace, CODEX_ACCOUNT_SERVER_LOG: 'debug' } });
+    await s.request('account/read', {});
+    // Other bytes (another layout), the same credentials: the store compares what they hold.
+    const temp = join(s.home, '.auth-codex-test');
+    writeFileSync(temp, JSON.stringify(auth), { mode: 0o600 });
+    renameSync(temp, join(s.home, 'auth.json'));
+    await s.stderrMatching(/watch: auth\.json unchanged/);
+    writeAsCodex(s.home, { auth_mode: 'apikey', OPENAI_API_KEY: 'sk-other' });
+    await s.stderrMatching(/watch: auth\.json changed elsewhere/);
+    const reloads = readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes('"on":"credentials.reloaded"'));
+    expect(reloads).toHaveLength(1);
+    expect((await s.request('getAuthStatus', { includeToken: true })).result.authToken).toBe('sk-other');
   });
 });

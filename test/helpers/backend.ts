@@ -27,6 +27,8 @@ export type Route = (req: Recorded) => Reply | Promise<Reply>;
 export class FakeBackend {
   readonly requests: Recorded[] = [];
   readonly routes = new Map<string, Route>();
+  /** Answers requests to paths without a route (default: 404). */
+  fallback: Route | null = null;
   #server: Server;
   readonly #scheme: 'http' | 'https';
   port = 0;
@@ -41,7 +43,7 @@ export class FakeBackend {
         const recorded: Recorded = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body };
         this.requests.push(recorded);
         const route = this.routes.get((req.url ?? '').split('?')[0]!);
-        const reply: Reply = route ? await route(recorded) : { status: 404, text: 'Not Found' };
+        const reply: Reply = route ? await route(recorded) : this.fallback ? await this.fallback(recorded) : { status: 404, text: 'Not Found' };
         if (reply.hangUp) {
           req.socket.destroy();
           return;

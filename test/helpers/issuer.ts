@@ -91,6 +91,8 @@ export class Issuer {
   deviceInterval = '0.05';
   /** `expires_at` of the user-code answer, from now. */
   deviceExpiresInMs = 15 * 60_000;
+  /** Awaited before any request is answered (after it is recorded): a test holds the issuer's answers with it. */
+  hold: ((request: IssuerRequest) => Promise<void> | void) | null = null;
 
   readonly #codes = new Map<string, CodeRecord>();
   readonly #refresh = new Map<string, RefreshRecord>();
@@ -174,7 +176,9 @@ export class Issuer {
     req.setEncoding('utf8');
     for await (const chunk of req) body += chunk;
     const url = new URL(req.url ?? '/', this.origin);
-    this.requests.push({ method: req.method ?? '', path: url.pathname, query: url.search.slice(1), headers: req.headers, body, at: Date.now() });
+    const recorded = { method: req.method ?? '', path: url.pathname, query: url.search.slice(1), headers: req.headers, body, at: Date.now() };
+    this.requests.push(recorded);
+    if (this.hold) await this.hold(recorded);
     const json = (status: number, value: unknown) => {
       res.writeHead(status, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify(value));

@@ -100,10 +100,11 @@ export function openBrowserChannel(deps: LoginDeps, input: ChannelInput, sendBac
  * `channel.startFailed`), then polls until the user approves (`channel.code`),
  * the code expires or polling fails (`channel.failed`). Aborting stops polling.
  */
-export function openDeviceChannel(deps: LoginDeps, _input: ChannelInput, sendBack: SendBack, signal: AbortSignal): ChannelHandle {
+export function openDeviceChannel(deps: LoginDeps, input: ChannelInput, sendBack: SendBack, signal: AbortSignal): ChannelHandle {
   void (async () => {
     let device;
     try {
+      deps.log.info(`login ${input.loginId}: asking the issuer for a device code`);
       device = await requestDeviceCode(deps, deps.issuer, signal);
     } catch (error) {
       if (!signal.aborted) sendBack({ type: 'channel.startFailed', failure: toFailure(error, 'deviceCodeFailed') });

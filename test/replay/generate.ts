@@ -1,0 +1,174 @@
+import { createActor, initialTransition, transition, type AnyStateMachine, type EventObject } from 'xstate';
+import { getShortestPaths } from 'xstate/graph';
+import { traceLinesOf } from '../../src/inspect/transition-trace.js';
+import { keyOf, transitionsOf } from './coverage.js';
+
+/**
+ * Paths generated from a machine definition with `xstate/graph`, one set per
+ * machine, that together take every transition it declares (docs/proof.md).
+ *
+ * `getShortestPaths` gives the shortest event sequence to every distinct
+ * state (as `serializeState` tells them apart); a path is that sequence plus
+ * one more sample event that takes a transition no chosen path has taken
+ * yet. Each candidate is run on a live actor of the same chart (its effects
+ * and children inert, so only its own events move it) to learn every
+ * transition of every step, eventless and raised ones included, in the
+ * names the server's transition trace uses. Paths whose transitions others
+ * take as well are dropped.
+ */
+export interface GeneratedStep<E> {
+  event: E;
+  /** The transitions of the machine this step takes, in order (`keyOf` names). */
+  keys: string[];
+}
+
+export interface GeneratedPath<E, I> {
+  /** Which input (policy, mode) the path starts from. */
+  input: I;
+  steps: GeneratedStep<E>[];
+  /** Transitions this path is the chosen one for. */
+  covers: string[];
+}
+
+export interface GenerateOptions<E extends EventObject, I> {
+  /** The chart with inert effects and children (same state and transition ids as the real one). */
+  machine: AnyStateMachine;
+  /** The real machine, whose declared transitions must be covered. */
+  declared: AnyStateMachine;
+  inputs: I[];
+  /** Events every path starts with (what the world always does first), per input. */
+  prefix?: (input: I) => E[];
+  events: E[];
+  serializeState: (snapshot: any) => string;
+  /**
+   * Steps the real server answers without the chart: a pure read whose answer
+   * the snapshot already holds is answered from the chart's own view of it
+   * (src/rpc/server.ts), so its transition shows in no trace. Such a step
+   * takes nothing here either; its transitions need another path (a read
+   * that waited for the load, say).
+   */
+  answeredOutside?: (event: E, keys: string[]) => boolean;
+  /** Whether the real world can cause `event` when the chart is in `state` (default: always). */
+  admissible?: (state: any, event: E) => boolean;
+  /** Transitions not to look for (raised ones, justified exclusions). */
+  skip?: (key: string) => boolean;
+}
+
+export interface Generated<E, I> {
+  paths: GeneratedPath<E, I>[];
+  /** Declared transitions no generated path takes. */
+  uncovered: string[];
+  /** Distinct states explored, over all inputs. */
+  states: number;
+}
+
+/** The transitions of `machine` each step of `events` takes on a live actor. */
+export function stepKeys<E extends EventObject>(
+  machine: AnyStateMachine,
+  input: unknown,
+  events: E[],
+  answeredOutside: (event: E, keys: string[]) => boolean = () => false,
+): string[][] {
+  const current: string[] = [];
+  const actor = createActor(machine, {
+    input,
+    inspect: (e) => {
+      for (const line of traceLinesOf(e)) if (line.machine === machine.id) current.push(keyOf(line));
+    },
+  });
+  // An error event no state handles stops the actor with that error: the steps after it take nothing.
+  actor.subscribe({ error: () => {} });
+  actor.start();
+  current.length = 0;
+  const out = events.map((event) => {
+    current.length = 0;
+    actor.send(event);
+    return answeredOutside(event, current) ? [] : [...current];
+  });
+  actor.stop();
+  return out;
+}
+
+/** The key of a transition definition, as the trace names it. */
+function definitionKey(t: { source: { id: string; transitions: Map<string, unknown[]>; always?: unknown[] }; eventType: string }): string {
+  const candidates = t.eventType === '' ? (t.source.always ?? []) : (t.source.transitions.get(t.eventType) ?? []);
+  return keyOf({ source: t.source.id, on: t.eventType, index: candidates.indexOf(t) });
+}
+
+export function generatePaths<E extends EventObject, I>(options: GenerateOptions<E, I>): Generated<E, I> {
+  // xstate/graph runs actions with a mock actor scope whose children never start, so every
+  // `sendTo` a child warns "sent to stopped actor"; those warnings say nothing about the chart.
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (!String(args[0]).includes('was sent to stopped actor')) warn(...args);
+  };
+  try {
+    return generate(options);
+  } finally {
+    console.warn = warn;
+  }
+}
+
+function generate<E extends EventObject, I>(options: GenerateOptions<E, I>): Generated<E, I> {
+  const { machine, declared, inputs, serializeState, prefix = () => [], skip = () => false, answeredOutside, admissible = () => true } = options;
+  const eventsIn = (state: any) => options.events.filter((e) => admissible(state, e));
+  const wanted = new Set(transitionsOf(declared).map((t) => t.key).filter((k) => !skip(k)));
+  const covered = new Set<string>();
+  const chosen: Array<GeneratedPath<E, I> & { all: Set<string> }> = [];
+  let states = 0;
+
+  const choose = (input: I, events: E[]) => {
+    const keys = stepKeys(machine, input, events, answeredOutside);
+    const newly = keys.flat().filter((k) => wanted.has(k) && !covered.has(k));
+    if (newly.length === 0) return false;
+    const all = new Set(keys.flat());
+    for (const k of all) covered.add(k);
+    chosen.push({ input, steps: events.map((event, i) => ({ event, keys: keys[i]! })), covers: newly, all });
+    return true;
+  };
+
+  for (const input of inputs) {
+    const start = prefix(input);
+    // The prefix, taken on the pure transition function (what getShortestPaths explores from).
+    let [fromState] = initialTransition(machine, input as never);
+    for (const event of start) [fromState] = transition(machine, fromState, event as never);
+    const reached = getShortestPaths(machine, { events: eventsIn, input, fromState, serializeState } as never) as Array<{
+      state: any;
+      steps: Array<{ event: E }>;
+    }>;
+    reached.sort((a, b) => a.steps.length - b.steps.length);
+    states += reached.length;
+    const sequences = reached.map((p) => [...start, ...p.steps.map((s) => s.event).filter((e) => e.type !== 'xstate.init')]);
+
+    // First pass: the event's own transitions, read from the definition (cheap).
+    reached.forEach((p, i) => {
+      for (const event of eventsIn(p.state)) {
+        const first = machine.getTransitionData(p.state, event).map(definitionKey);
+        if (!first.some((k) => wanted.has(k) && !covered.has(k))) continue;
+        choose(input, [...sequences[i]!, event]);
+      }
+    });
+    // Second pass: eventless and raised transitions show only when a step runs.
+    if ([...wanted].some((k) => !covered.has(k))) {
+      reached.forEach((p, i) => {
+        for (const event of eventsIn(p.state)) {
+          if ([...wanted].every((k) => covered.has(k))) return;
+          choose(input, [...sequences[i]!, event]);
+        }
+      });
+    }
+  }
+
+  // Drop paths whose transitions the others take too (shortest first).
+  const kept = [...chosen];
+  for (const path of [...chosen].sort((a, b) => a.steps.length - b.steps.length)) {
+    const others = kept.filter((p) => p !== path);
+    const elsewhere = new Set(others.flatMap((p) => [...p.all]));
+    if ([...path.all].every((k) => !wanted.has(k) || elsewhere.has(k))) kept.splice(kept.indexOf(path), 1);
+  }
+  return {
+    paths: kept.map(({ all: _all, ...p }) => p),
+    uncovered: [...wanted].filter((k) => !covered.has(k)),
+    states,
+  };
+}

@@ -1,0 +1,160 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { fromCallback, fromPromise, type AnyStateMachine } from 'xstate';
+import { accountMachine } from '../../machines/account-machine.js';
+import type { AccountEvent, Policy, StoredAuth } from '../../machines/account-types.js';
+import { serializeAuth } from '../../src/effects/storage.js';
+import type { TraceLine } from '../../src/inspect/transition-trace.js';
+import { EVENTS, FORCE_API, FORCE_CHATGPT, FORCE_WS_2, RAISED, SAMPLES, serializeState, type Snapshot } from '../machine/account-samples.js';
+import { NO_POLICY } from '../machine/harness.js';
+import { selfSigned } from '../helpers/tls.js';
+import { ACCOUNT_DRIVERS, type Driver } from './account-driver.js';
+import { coverage, formatCoverage } from './coverage.js';
+import { EXCLUDED } from './exclusions.js';
+import { generatePaths, type GeneratedPath } from './generate.js';
+import { Replay } from './replay.js';
+import { World } from './world.js';
+
+// Every transition of every machine, on paths generated from the machine
+// definitions with xstate/graph (test/replay/generate.ts) and replayed
+// against the real server process (test/replay/replay.ts): each step is done
+// in the real world by its driver, and the server's transition trace must
+// show the transitions the step takes on the chart, in order.
+
+const never = () => new Promise<never>(() => {});
+const idle = fromCallback(() => () => {});
+
+interface AccountStart {
+  policy: Policy;
+  /** `initialize` comes after stored ChatGPT credentials loaded (the session is running when the host names itself). */
+  late: boolean;
+}
+
+const identify = SAMPLES['client.identify']![0]!;
+const loadChatgpt = SAMPLES['xstate.done.actor.load']![2]!;
+
+/** The root chart with inert effects and children: only the path's events move it. */
+const inertAccount = accountMachine.provide({
+  actors: {
+    loadCredentials: fromPromise(never),
+    saveCredentials: fromPromise(never),
+    clearCredentials: fromPromise(never),
+    session: idle,
+    loginAttempt: idle,
+  } as never,
+});
+
+const contentOf = (auth: StoredAuth | null) => (auth === null ? null : serializeAuth(auth));
+
+/** The pure-read transitions that answer at once: the adapter gives the same answer from the snapshot's view. */
+const ANSWERED_FROM_VIEWS = ['account on account.read #1', 'account on account.read #4', 'account on authStatus.read #1'];
+
+const configFor = (policy: Policy) =>
+  (policy.forcedLoginMethod ? `forced_login_method = "${policy.forcedLoginMethod}"\n` : '') +
+  (policy.forcedWorkspaceIds ? `forced_chatgpt_workspace_id = "${policy.forcedWorkspaceIds[0]}"\n` : '');
+
+interface Suite<E, I> {
+  machine: AnyStateMachine;
+  paths: GeneratedPath<E, I>[];
+  uncovered: string[];
+  states: number;
+  drivers: Record<string, Driver<E>>;
+  /** Starts the replay's server for a path's input. */
+  start(r: Replay, input: I): Promise<void>;
+  describe(input: I): string;
+}
+
+const isExcluded = (machine: string) => (key: string) => `${machine}: ${key}` in EXCLUDED;
+
+function accountSuite(): Suite<AccountEvent, AccountStart> {
+  const inputs: AccountStart[] = [
+    ...[NO_POLICY, FORCE_API, FORCE_CHATGPT, FORCE_WS_2].map((policy) => ({ policy, late: false })),
+    { policy: NO_POLICY, late: true },
+  ];
+  const generated = generatePaths<AccountEvent, AccountStart>({
+    machine: inertAccount,
+    declared: accountMachine,
+    inputs,
+    prefix: ({ late }) => (late ? [loadChatgpt, identify] : [identify]),
+    events: EVENTS.filter((e) => e.type !== 'client.identify'),
+    serializeState,
+    // Another process's rewrite of what is stored already is no change to the store (src/effects/store.ts).
+    admissible: (state, event) =>
+      event.type !== 'credentials.reloaded' || contentOf(event.auth) !== contentOf((state as Snapshot).context.stored),
+    // Pure reads the snapshot can answer: the adapter answers them from the chart's views.
+    answeredOutside: (event, keys) => keys.length === 1 && ANSWERED_FROM_VIEWS.includes(keys[0]!),
+    skip: (key) => RAISED.some((r) => key.includes(` on ${r} `)) || isExcluded('account')(key),
+  });
+  return {
+    machine: accountMachine,
+    ...generated,
+    drivers: ACCOUNT_DRIVERS,
+    start: (r, { policy }) => r.start({ configLines: configFor(policy) }),
+    describe: ({ policy, late }) => `${JSON.stringify(policy)}${late ? ' late initialize' : ''}`,
+  };
+}
+
+const eventLabel = (e: { type: string }) => {
+  const o = (e as { output?: { kind?: string; status?: string } | null }).output;
+  return e.type + (o === null ? '(null)' : o?.kind ? `(${o.kind})` : o?.status ? `(${o.status})` : '');
+};
+
+const labelOf = <E extends { type: string }, I>(suite: Suite<E, I>, path: GeneratedPath<E, I>, i: number) =>
+  `${suite.machine.id} path ${i + 1} [${suite.describe(path.input)}]: ${path.steps.map((s) => eventLabel(s.event)).join(' > ')}`;
+
+let tls: ReturnType<typeof selfSigned>;
+beforeAll(() => {
+  tls = selfSigned();
+});
+
+const CONCURRENCY = 3;
+
+async function replayAll<E extends { type: string }, I>(suite: Suite<E, I>): Promise<{ lines: TraceLine[]; errors: string[] }> {
+  const lines: TraceLine[] = [];
+  const errors: string[] = [];
+  // REPLAY_PATH=<text> replays only the paths whose label contains it (to look at one closely).
+  const only = process.env.REPLAY_PATH;
+  const queue = suite.paths.map((path, i) => ({ path, i })).filter(({ path, i }) => !only || labelOf(suite, path, i).includes(only));
+  const worker = async () => {
+    for (let next = queue.shift(); next; next = queue.shift()) {
+      const { path, i } = next;
+      const label = labelOf(suite, path, i);
+      const w = await World.start(tls);
+      const r = new Replay(w);
+      try {
+        await suite.start(r, path.input);
+        for (const [n, step] of path.steps.entries()) {
+          const driver = suite.drivers[step.event.type];
+          if (!driver) throw new Error(`no driver for ${step.event.type}`);
+          await driver(r, step.event, path.steps.slice(n + 1).map((s) => s.event));
+          await r.expectKeys(suite.machine.id, step.keys, `step ${n + 1} (${eventLabel(step.event)})`);
+        }
+        await r.finish();
+      } catch (error) {
+        const message = (error as Error).message;
+        errors.push(`${label}\n${message}${message.includes('stderr:') ? '' : `\nstderr:\n${r.s?.stderr.slice(-2500) ?? ''}`}`);
+      } finally {
+        lines.push(...w.allLines());
+        await w.stop();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return { lines, errors };
+}
+
+describe('generated paths replayed against the real server', () => {
+  it('should take every transition of the account machine', { timeout: 240_000 }, async () => {
+    const startedAt = Date.now();
+    const suite = accountSuite();
+    const generatedIn = Date.now() - startedAt;
+    expect(suite.uncovered, 'transitions no generated path takes, even on the chart').toEqual([]);
+    const { lines, errors } = await replayAll(suite);
+    const rows = coverage([suite.machine], lines, EXCLUDED);
+    console.log(
+      `\n${suite.machine.id}: ${suite.paths.length} paths generated from ${suite.states} states in ${generatedIn} ms, ` +
+        `replayed in ${((Date.now() - startedAt - generatedIn) / 1000).toFixed(1)} s\n${formatCoverage(rows, Object.fromEntries(Object.entries(EXCLUDED).filter(([k]) => k.startsWith(`${suite.machine.id}: `))))}\n`,
+    );
+    expect(errors).toEqual([]);
+    for (const row of rows) expect(row.missing).toEqual([]);
+  });
+});

@@ -1,0 +1,297 @@
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { holdWithFlock, type HeldLock } from '../helpers/flock.js';
+import { accountsCheck, type Reply } from '../helpers/backend.js';
+import type { IssuerRequest } from '../helpers/issuer.js';
+import { hostToken } from '../helpers/surface.js';
+import { tempHome, type ServerProcess, type Wire } from '../helpers/server-process.js';
+import { keyOf } from './coverage.js';
+import { apiKeyFile, heldAuthFile, otherProcessWrites, storedLogin, USAGE_BODY, WORKSPACES, type World, type WorldStart } from './world.js';
+
+/**
+ * The real world a generated path is replayed in: one server process, its
+ * CODEX_HOME, and every effect of the server held until the path says how it
+ * ends. The load reads a FIFO; writes wait on `auth.lock` (held by flock(1));
+ * the backend stand-in holds discovery and every call; the issuer stand-in
+ * holds its answers; the host answers `account/chatgptAuthTokens/refresh`
+ * only when told. A step of a path releases one of them with the outcome the
+ * path names, or sends a request, or writes `auth.json` as another process.
+ */
+export type HeldKind = 'discover' | 'call' | 'refresh' | 'usercode' | 'token' | 'poll';
+
+interface Held {
+  kind: HeldKind;
+  path: string;
+  release(ok: boolean): void;
+}
+
+const TRACE_TIMEOUT_MS = 6_000;
+
+export class Replay {
+  readonly home = tempHome();
+  s!: ServerProcess;
+  readonly #held: Held[] = [];
+  /** Once the path has ended, nothing is held any more: everything in flight may finish. */
+  #open = false;
+  /** Outcome of the next issuer answer of each kind, when a step decided it. */
+  readonly #issuerOutcome = new Map<HeldKind, boolean>();
+  readonly #answeredAsks = new Set<unknown>();
+  readonly #requests: Array<{ id: unknown; method: string; response: Promise<Wire> }> = [];
+  #fifo: { release(text: string): void } | null = null;
+  #fifoIno = 0;
+  #authLock: HeldLock | null = null;
+  #authJsonLock: HeldLock | null = null;
+  /** Trace lines of each machine already matched by earlier steps. */
+  readonly #cursor = new Map<string, number>();
+  loginId: string | null = null;
+  userCode: string | null = null;
+  #n = 0;
+
+  constructor(readonly w: World) {}
+
+  /** Starts the server with `auth.json` a FIFO (the load waits for `releaseLoad`), uninitialized. */
+  async start(options: WorldStart = {}): Promise<void> {
+    this.#fifo = heldAuthFile(this.home);
+    this.#fifoIno = statSync(join(this.home, 'auth.json')).ino;
+    const { backend, issuer } = this.w;
+    backend.on('/backend-api/wham/accounts/check', (req) =>
+      this.#hold('discover', req.path, (ok) => (ok ? accountsCheck(WORKSPACES) : { status: 503, json: { error: 'unavailable' } })),
+    );
+    backend.fallback = (req) =>
+      this.#hold('call', req.path, (ok) => (ok ? { json: req.path.includes('/wham/usage') ? USAGE_BODY : {} } : { status: 401, json: { error: 'token_expired' } }));
+    issuer.hold = (req) => this.#holdIssuer(req);
+    // Held answers may wait long past the usual HTTP deadline while a path goes on.
+    const env = { CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS: '60000', ...options.env };
+    this.s = await this.w.start({ ...options, env, home: this.home, initialize: false });
+  }
+
+  // ------------------------------------------------------------ holding
+
+  #hold(kind: HeldKind, path: string, reply: (ok: boolean) => Reply): Promise<Reply> {
+    if (this.#open) return Promise.resolve(reply(true));
+    return new Promise((resolve) => this.#held.push({ kind, path, release: (ok) => resolve(reply(ok)) }));
+  }
+
+  async #holdIssuer(req: IssuerRequest): Promise<void> {
+    const kind: HeldKind | null =
+      req.path === '/oauth/token' ? (req.headers['content-type']?.startsWith('application/json') ? 'refresh' : 'token')
+      : req.path === '/api/accounts/deviceauth/usercode' ? 'usercode'
+      : null;
+    if (kind === null) return; // device polls, authorize, revoke: answered at once
+    const issuer = this.w.issuer;
+    const ok = await new Promise<boolean>((resolve) => {
+      if (this.#open) return resolve(this.#issuerOutcome.get(kind) ?? true);
+      this.#held.push({ kind, path: req.path, release: resolve });
+    });
+    // The outcome decides the issuer's mode for this one answer (it is read after the hold).
+    if (kind === 'refresh') issuer.refreshMode = ok ? 'normal' : 'serverError';
+    if (kind === 'token') issuer.tokenMode = ok ? 'normal' : 'serverError';
+    if (kind === 'usercode') issuer.deviceMode = ok ? 'normal' : 'serverError';
+  }
+
+  /** Waits until something of `kind` is held (up to `timeoutMs`); whether it came. */
+  async heldSoon(kind: HeldKind, timeoutMs = 3_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.#held.some((h) => h.kind === kind)) {
+      if (Date.now() > deadline) return false;
+      await sleep(10);
+    }
+    return true;
+  }
+
+  isHeld(kind: HeldKind): boolean {
+    return this.#held.some((h) => h.kind === kind);
+  }
+
+  /** Lets the oldest held `kind` answer, with success or failure. */
+  release(kind: HeldKind, ok: boolean): void {
+    const i = this.#held.findIndex((h) => h.kind === kind);
+    if (i < 0) throw new Error(`nothing of kind ${kind} is held (held: ${this.#held.map((h) => h.kind).join(', ') || 'nothing'})`);
+    const [held] = this.#held.splice(i, 1);
+    held!.release(ok);
+  }
+
+  // ------------------------------------------------------------ storage
+
+  /**
+   * The load reads `text` from the FIFO; then a regular file with the same
+   * text takes the FIFO's place, since the server reads `auth.json` again
+   * (under the lock before a write or refresh) and a FIFO with no writer
+   * would block it. Its watch sees a new version of the file, as it would
+   * after another process's write.
+   */
+  async releaseLoad(text: string): Promise<void> {
+    if (!this.#fifo) throw new Error('the load was released already');
+    await this.loadOpened();
+    this.#fifo.release(text);
+    this.#fifo = null;
+    otherProcessWrites(this.home, text);
+  }
+
+  /**
+   * Waits until the server is opening the FIFO (a thread waits in the
+   * kernel's `wait_for_partner`) or has it open: writing to it blocks until
+   * a reader comes, and a write before the server looks would not be a load.
+   */
+  async loadOpened(timeoutMs = 5_000): Promise<void> {
+    const pid = this.s.child.pid;
+    const deadline = Date.now() + timeoutMs;
+    const read = (path: string) => {
+      try {
+        return readFileSync(path, 'utf8').trim();
+      } catch {
+        return '';
+      }
+    };
+    const has = (fd: string) => {
+      try {
+        return statSync(`/proc/${pid}/fd/${fd}`).ino === this.#fifoIno;
+      } catch {
+        return false;
+      }
+    };
+    for (;;) {
+      const opening = readdirSync(`/proc/${pid}/task`).some((task) => read(`/proc/${pid}/task/${task}/wchan`) === 'wait_for_partner');
+      if (opening || readdirSync(`/proc/${pid}/fd`).some(has)) return;
+      if (Date.now() > deadline) throw new Error('the server never opened auth.json to load it');
+      await sleep(5);
+    }
+  }
+
+  /** Holds `auth.lock`: every write of the server waits behind it. */
+  async holdWrites(): Promise<void> {
+    this.#authLock ??= await holdWithFlock(join(this.home, 'auth.lock'));
+  }
+
+  /** Lets the held write go on: it succeeds, or fails on `auth.json.lock` held past its 1 s wait. */
+  async releaseWrite(ok: boolean): Promise<void> {
+    if (!ok) this.#authJsonLock ??= await holdWithFlock(join(this.home, 'auth.json.lock'));
+    else if (this.#authJsonLock) {
+      await this.#authJsonLock.release();
+      this.#authJsonLock = null;
+    }
+    if (this.#authLock) {
+      await this.#authLock.release();
+      this.#authLock = null;
+    }
+  }
+
+  /** Another process writes `auth.json`; while the load is held, only once the load has it open. */
+  async otherProcessWrites(text: string): Promise<void> {
+    if (this.#fifo) await this.loadOpened();
+    otherProcessWrites(this.home, text);
+  }
+
+  storedChatgpt = async () => JSON.stringify(await storedLogin(this.w.issuer));
+  apiKeyFile = () => apiKeyFile(`sk-replay-${++this.#n}`);
+
+  // ------------------------------------------------------------ the host
+
+  /** Host refresh requests not answered yet. */
+  hostAsks(): Wire[] {
+    return this.s.messages.filter((m) => m.method === 'account/chatgptAuthTokens/refresh' && 'id' in m && !this.#answeredAsks.has(m.id));
+  }
+
+  async hostAskSoon(timeoutMs = 3_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.hostAsks().length === 0) {
+      if (Date.now() > deadline) return false;
+      await sleep(10);
+    }
+    return true;
+  }
+
+  /** Answers the oldest host refresh request: fresh tokens for `accountId`, or an error. */
+  answerHost(answer: { accountId: string } | 'error'): void {
+    const [ask] = this.hostAsks();
+    if (!ask) throw new Error('the host was not asked to refresh');
+    this.#answeredAsks.add(ask.id);
+    if (answer === 'error') this.s.send({ id: ask.id, error: { code: -32000, message: 'the host has no tokens' } });
+    else this.s.send({ id: ask.id, result: { accessToken: hostToken(`refresh-${++this.#n}`), chatgptAccountId: answer.accountId, chatgptPlanType: null } });
+  }
+
+  // ------------------------------------------------------------ requests
+
+  /** Sends a request without waiting for its answer (collected at the end). */
+  request(method: string, params?: unknown): Promise<Wire> {
+    const id = `replay-${this.#requests.length + 1}`;
+    this.s.send(params === undefined ? { id, method } : { id, method, params });
+    const response = this.s.response(id, 60_000);
+    response.catch(() => {});
+    this.#requests.push({ id, method, response });
+    return response;
+  }
+
+  /** The id of a login this server started, from its log (known before the answer to `login/start`). */
+  async pendingLoginId(): Promise<string | null> {
+    if (this.loginId) return this.loginId;
+    const m = /login ([0-9a-f-]{36}): asking the issuer/.exec(this.s.stderr);
+    return m ? m[1]! : null;
+  }
+
+  unknownLoginId = () => randomUUID();
+
+  // ------------------------------------------------------------ the trace
+
+  /**
+   * Waits until the server's trace shows `keys` (transitions of `machine`) in
+   * this order after what earlier steps matched; other transitions may come
+   * between (world actions cause some the generated step does not name).
+   */
+  async expectKeys(machine: string, keys: string[], what: string): Promise<void> {
+    const deadline = Date.now() + TRACE_TIMEOUT_MS;
+    for (;;) {
+      const lines = this.w.trace(this.s).filter((l) => l.machine === machine);
+      let at = this.#cursor.get(machine) ?? 0;
+      let matched = 0;
+      for (; at < lines.length && matched < keys.length; at++) if (keyOf(lines[at]!) === keys[matched]) matched++;
+      if (matched === keys.length) {
+        this.#cursor.set(machine, at);
+        return;
+      }
+      if (Date.now() > deadline) {
+        const since = lines.slice(this.#cursor.get(machine) ?? 0).map(keyOf);
+        throw new Error(
+          `${what}: expected ${machine} to take\n  ${keys.join('\n  ')}\nbut since the last step it took\n  ${since.join('\n  ') || '(nothing)'}\n` +
+            `held: ${this.#held.map((h) => h.kind).join(', ') || 'nothing'}\nstderr:\n${this.s.stderr.slice(-2000)}`,
+        );
+      }
+      await sleep(15);
+    }
+  }
+
+  // ------------------------------------------------------------ the end
+
+  /**
+   * Ends the path: everything held answers (successfully), then every request
+   * sent must have exactly one response and the server must still run.
+   */
+  async finish(): Promise<void> {
+    this.#open = true;
+    for (const held of this.#held.splice(0)) held.release(true);
+    if (this.#fifo) await this.releaseLoad('{}');
+    await this.releaseWrite(true);
+    const answering = setInterval(() => {
+      for (const ask of this.hostAsks()) {
+        this.#answeredAsks.add(ask.id);
+        this.s.send({ id: ask.id, result: { accessToken: hostToken('late'), chatgptAccountId: 'ws-1', chatgptPlanType: null } });
+      }
+    }, 20);
+    try {
+      for (const r of this.#requests) {
+        await Promise.race([r.response, sleep(15_000).then(() => Promise.reject(new Error(`${r.method} (${String(r.id)}) never answered`)))]);
+      }
+    } finally {
+      clearInterval(answering);
+    }
+    const answered = await this.s.request('getAuthStatus', { includeToken: false });
+    if (!('result' in answered)) throw new Error(`the server no longer answers: ${JSON.stringify(answered)}`);
+    for (const r of this.#requests) {
+      const responses = this.s.messages.filter((m) => m.id === r.id && m.method === undefined);
+      if (responses.length !== 1) throw new Error(`${r.method} (${String(r.id)}) got ${responses.length} responses`);
+    }
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
