@@ -146,6 +146,13 @@ export const DEFAULT_HOST_REFRESH_TIMEOUT_MS = 10_000;
 
 const report = (event: SessionEvent) => event;
 
+/**
+ * A named action of this chart with its params, enqueued from an
+ * `enqueueActions` (whose types cannot name the actions they are declared
+ * beside). Named, a report can be replaced with `provide`.
+ */
+const named = (type: 'reportUnrouted' | 'reportAnswered', params: unknown) => ({ type, params }) as never;
+
 /** The backend-call actor for `job` with the session's current credentials. */
 function callOf(context: SessionContext, job: BackendJob) {
   const credentialsVersion = context.credentialsVersion;
@@ -191,12 +198,14 @@ export const sessionMachine = setup({
     reportUnrouted: sendParent((_, failure: AuthFailure) => report({ type: 'session.unrouted', failure })),
     reportRefreshed: sendParent((_, tokens: RefreshedTokens) => report({ type: 'session.refreshed', tokens })),
     reportRefreshFailed: sendParent((_, failure: AuthFailure) => report({ type: 'session.refreshFailed', failure })),
+    /** Every report to the root goes through a named action, so the chart can run alone (xstate/graph, test/replay). */
+    reportAnswered: sendParent((_, answer: Extract<SessionEvent, { type: 'session.answered' }>) => report(answer)),
     /**
      * A discovery that waited for this refresh (it met a 401) cannot run: it failed, and the
      * root hears so, or a login it was to announce would never report its end.
      */
     reportDiscoveryAbandoned: enqueueActions(({ context, enqueue }) => {
-      if (context.rediscover) enqueue.sendParent(report({ type: 'session.unrouted', failure: context.lastFailure! }));
+      if (context.rediscover) enqueue(named('reportUnrouted', context.lastFailure!));
     }),
     startCall: enqueueActions(({ context, enqueue }, job: BackendJob) => {
       enqueue.spawnChild('backendCall', callOf(context, job));
@@ -220,7 +229,7 @@ export const sessionMachine = setup({
         output.status === 'ok'
           ? { type: 'session.answered', requestId, ok: true, result: output.result }
           : { type: 'session.answered', requestId, ok: false, failure: output.failure };
-      enqueue.sendParent(answer);
+      enqueue(named('reportAnswered', answer));
     }),
     /** A call's effect threw (a bug): its request is answered all the same. */
     failCall: sendParent((_, requestId: string) =>
@@ -232,7 +241,7 @@ export const sessionMachine = setup({
     }),
     failParked: enqueueActions(({ context, enqueue }, failure: AuthFailure) => {
       for (const job of context.parked) {
-        enqueue.sendParent({ type: 'session.answered', requestId: job.requestId, ok: false, failure } satisfies SessionEvent);
+        enqueue(named('reportAnswered', { type: 'session.answered', requestId: job.requestId, ok: false, failure }));
       }
       enqueue.assign({ parked: [] });
     }),

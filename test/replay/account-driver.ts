@@ -1,6 +1,6 @@
 import type { AccountEvent } from '../../machines/account-types.js';
 import { hostToken } from '../helpers/surface.js';
-import type { Replay } from './replay.js';
+import type { Outcome, Replay } from './replay.js';
 
 /**
  * What the real world does for each event of the root chart (the account
@@ -10,7 +10,7 @@ import type { Replay } from './replay.js';
  * the outcome the event carries). `ahead` is the rest of the path, for
  * causes that must be set up before the step that meets them.
  */
-export type Driver<E> = (r: Replay, event: E, ahead: E[]) => Promise<void> | void;
+export type Driver<E> = (r: Replay, event: E, ahead: E[], before?: { context: any }) => Promise<void> | void;
 
 type Of<T extends AccountEvent['type']> = Extract<AccountEvent, { type: T }>;
 const output = (e: AccountEvent) => (e as unknown as { output: any }).output;
@@ -42,7 +42,7 @@ async function discovery(r: Replay): Promise<void> {
 }
 
 /** Answers the held backend requests, and those that follow them (rate limits fetch two). */
-export async function answerCalls(r: Replay, ok: boolean): Promise<void> {
+export async function answerCalls(r: Replay, ok: Outcome): Promise<void> {
   do {
     while (r.isHeld('call')) r.release('call', ok);
   } while (await r.heldSoon('call', 300));
@@ -76,6 +76,7 @@ export const ACCOUNT_DRIVERS: Record<string, Driver<AccountEvent>> = {
   'login.externalTokens': (r, e) => {
     const login = e as Of<'login.externalTokens'>;
     const accessToken = login.claims === null ? 'not-a-jwt' : hostToken(`host-${Date.now()}`);
+    if (login.claims !== null) r.hostAccessToken = accessToken;
     r.request('account/login/start', { type: 'chatgptAuthTokens', accessToken, chatgptAccountId: login.accountId });
   },
   'login.chatgpt': (r) => {

@@ -20,6 +20,8 @@ export interface GeneratedStep<E> {
   event: E;
   /** The transitions of the machine this step takes, in order (`keyOf` names). */
   keys: string[];
+  /** The chart's snapshot before the step (a driver may need its context). */
+  before?: { context: any };
 }
 
 export interface GeneratedPath<E, I> {
@@ -36,6 +38,8 @@ export interface GenerateOptions<E extends EventObject, I> {
   /** The real machine, whose declared transitions must be covered. */
   declared: AnyStateMachine;
   inputs: I[];
+  /** The machine's input for a path's input (default: the same). */
+  machineInput?: (input: I) => unknown;
   /** Events every path starts with (what the world always does first), per input. */
   prefix?: (input: I) => E[];
   events: E[];
@@ -48,6 +52,12 @@ export interface GenerateOptions<E extends EventObject, I> {
    * that waited for the load, say).
    */
   answeredOutside?: (event: E, keys: string[]) => boolean;
+  /**
+   * Whether the real world can cause the whole sequence (what it depends on
+   * lies outside the chart: the parent's view, calls in flight). Candidates
+   * it refuses are not chosen.
+   */
+  admissiblePathFor?: (steps: GeneratedStep<E>[], input: I) => boolean;
   /** Whether the real world can cause `event` when the chart is in `state` (default: always). */
   admissible?: (state: any, event: E) => boolean;
   /** Transitions not to look for (raised ones, justified exclusions). */
@@ -68,6 +78,7 @@ export function stepKeys<E extends EventObject>(
   input: unknown,
   events: E[],
   answeredOutside: (event: E, keys: string[]) => boolean = () => false,
+  befores: Array<{ context: any }> = [],
 ): string[][] {
   const current: string[] = [];
   const actor = createActor(machine, {
@@ -79,11 +90,14 @@ export function stepKeys<E extends EventObject>(
   // An error event no state handles stops the actor with that error: the steps after it take nothing.
   actor.subscribe({ error: () => {} });
   actor.start();
-  current.length = 0;
-  const out = events.map((event) => {
+  // What the chart takes as it starts (eventless transitions) belongs to the first step.
+  const initial = [...current];
+  const out = events.map((event, i) => {
+    befores.push({ context: actor.getSnapshot().context });
     current.length = 0;
     actor.send(event);
-    return answeredOutside(event, current) ? [] : [...current];
+    const keys = answeredOutside(event, current) ? [] : [...current];
+    return i === 0 ? [...initial, ...keys] : keys;
   });
   actor.stop();
   return out;
@@ -110,7 +124,7 @@ export function generatePaths<E extends EventObject, I>(options: GenerateOptions
 }
 
 function generate<E extends EventObject, I>(options: GenerateOptions<E, I>): Generated<E, I> {
-  const { machine, declared, inputs, serializeState, prefix = () => [], skip = () => false, answeredOutside, admissible = () => true } = options;
+  const { machine, declared, inputs, serializeState, prefix = () => [], skip = () => false, answeredOutside, admissible = () => true, admissiblePathFor = () => true, machineInput = (i: I) => i } = options;
   const eventsIn = (state: any) => options.events.filter((e) => admissible(state, e));
   const wanted = new Set(transitionsOf(declared).map((t) => t.key).filter((k) => !skip(k)));
   const covered = new Set<string>();
@@ -118,21 +132,24 @@ function generate<E extends EventObject, I>(options: GenerateOptions<E, I>): Gen
   let states = 0;
 
   const choose = (input: I, events: E[]) => {
-    const keys = stepKeys(machine, input, events, answeredOutside);
+    const befores: Array<{ context: any }> = [];
+    const keys = stepKeys(machine, machineInput(input), events, answeredOutside, befores);
     const newly = keys.flat().filter((k) => wanted.has(k) && !covered.has(k));
     if (newly.length === 0) return false;
+    if (!admissiblePathFor(events.map((event, i) => ({ event, keys: keys[i]! })), input)) return false;
     const all = new Set(keys.flat());
     for (const k of all) covered.add(k);
-    chosen.push({ input, steps: events.map((event, i) => ({ event, keys: keys[i]! })), covers: newly, all });
+    chosen.push({ input, steps: events.map((event, i) => ({ event, keys: keys[i]!, before: befores[i]! })), covers: newly, all });
     return true;
   };
 
   for (const input of inputs) {
     const start = prefix(input);
+    const given = machineInput(input);
     // The prefix, taken on the pure transition function (what getShortestPaths explores from).
-    let [fromState] = initialTransition(machine, input as never);
+    let [fromState] = initialTransition(machine, given as never);
     for (const event of start) [fromState] = transition(machine, fromState, event as never);
-    const reached = getShortestPaths(machine, { events: eventsIn, input, fromState, serializeState } as never) as Array<{
+    const reached = getShortestPaths(machine, { events: eventsIn, input: given, fromState, serializeState } as never) as Array<{
       state: any;
       steps: Array<{ event: E }>;
     }>;

@@ -20,10 +20,13 @@ import { apiKeyFile, heldAuthFile, otherProcessWrites, storedLogin, USAGE_BODY, 
  */
 export type HeldKind = 'discover' | 'call' | 'refresh' | 'usercode' | 'token' | 'poll';
 
+/** How a held answer ends: success, failure, or (backend) 401. */
+export type Outcome = boolean | 'unauthorized';
+
 interface Held {
   kind: HeldKind;
   path: string;
-  release(ok: boolean): void;
+  release(outcome: Outcome): void;
 }
 
 const TRACE_TIMEOUT_MS = 6_000;
@@ -34,8 +37,6 @@ export class Replay {
   readonly #held: Held[] = [];
   /** Once the path has ended, nothing is held any more: everything in flight may finish. */
   #open = false;
-  /** Outcome of the next issuer answer of each kind, when a step decided it. */
-  readonly #issuerOutcome = new Map<HeldKind, boolean>();
   readonly #answeredAsks = new Set<unknown>();
   readonly #requests: Array<{ id: unknown; method: string; response: Promise<Wire> }> = [];
   #fifo: { release(text: string): void } | null = null;
@@ -56,10 +57,9 @@ export class Replay {
     this.#fifoIno = statSync(join(this.home, 'auth.json')).ino;
     const { backend, issuer } = this.w;
     backend.on('/backend-api/wham/accounts/check', (req) =>
-      this.#hold('discover', req.path, (ok) => (ok ? accountsCheck(WORKSPACES) : { status: 503, json: { error: 'unavailable' } })),
+      this.#hold('discover', req.path, (ok) => (ok === true ? accountsCheck(WORKSPACES) : failed(ok))),
     );
-    backend.fallback = (req) =>
-      this.#hold('call', req.path, (ok) => (ok ? { json: req.path.includes('/wham/usage') ? USAGE_BODY : {} } : { status: 401, json: { error: 'token_expired' } }));
+    backend.fallback = (req) => this.#hold('call', req.path, (ok) => (ok === true ? { json: req.path.includes('/wham/usage') ? USAGE_BODY : {} } : failed(ok)));
     issuer.hold = (req) => this.#holdIssuer(req);
     // Held answers may wait long past the usual HTTP deadline while a path goes on.
     const env = { CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS: '60000', ...options.env };
@@ -68,7 +68,7 @@ export class Replay {
 
   // ------------------------------------------------------------ holding
 
-  #hold(kind: HeldKind, path: string, reply: (ok: boolean) => Reply): Promise<Reply> {
+  #hold(kind: HeldKind, path: string, reply: (ok: Outcome) => Reply): Promise<Reply> {
     if (this.#open) return Promise.resolve(reply(true));
     return new Promise((resolve) => this.#held.push({ kind, path, release: (ok) => resolve(reply(ok)) }));
   }
@@ -81,8 +81,8 @@ export class Replay {
     if (kind === null) return; // device polls, authorize, revoke: answered at once
     const issuer = this.w.issuer;
     const ok = await new Promise<boolean>((resolve) => {
-      if (this.#open) return resolve(this.#issuerOutcome.get(kind) ?? true);
-      this.#held.push({ kind, path: req.path, release: resolve });
+      if (this.#open) return resolve(true);
+      this.#held.push({ kind, path: req.path, release: (outcome) => resolve(outcome === true) });
     });
     // The outcome decides the issuer's mode for this one answer (it is read after the hold).
     if (kind === 'refresh') issuer.refreshMode = ok ? 'normal' : 'serverError';
@@ -105,7 +105,7 @@ export class Replay {
   }
 
   /** Lets the oldest held `kind` answer, with success or failure. */
-  release(kind: HeldKind, ok: boolean): void {
+  release(kind: HeldKind, ok: Outcome): void {
     const i = this.#held.findIndex((h) => h.kind === kind);
     if (i < 0) throw new Error(`nothing of kind ${kind} is held (held: ${this.#held.map((h) => h.kind).join(', ') || 'nothing'})`);
     const [held] = this.#held.splice(i, 1);
@@ -202,13 +202,22 @@ export class Replay {
     return true;
   }
 
-  /** Answers the oldest host refresh request: fresh tokens for `accountId`, or an error. */
-  answerHost(answer: { accountId: string } | 'error'): void {
+  /** The host tokens the server was last given (a login or a refresh answer). */
+  hostAccessToken: string | null = null;
+
+  /**
+   * Answers the oldest host refresh request: tokens for `accountId` (fresh
+   * ones, or `same`: the ones the server has), or an error.
+   */
+  answerHost(answer: { accountId: string; same?: boolean } | 'error'): void {
     const [ask] = this.hostAsks();
     if (!ask) throw new Error('the host was not asked to refresh');
     this.#answeredAsks.add(ask.id);
-    if (answer === 'error') this.s.send({ id: ask.id, error: { code: -32000, message: 'the host has no tokens' } });
-    else this.s.send({ id: ask.id, result: { accessToken: hostToken(`refresh-${++this.#n}`), chatgptAccountId: answer.accountId, chatgptPlanType: null } });
+    if (answer === 'error') return this.s.send({ id: ask.id, error: { code: -32000, message: 'the host has no tokens' } });
+    const accessToken = answer.same && this.hostAccessToken ? this.hostAccessToken : hostToken(`refresh-${++this.#n}`);
+    // A refused workspace leaves the old tokens in place.
+    if (answer.accountId === 'ws-1') this.hostAccessToken = accessToken;
+    this.s.send({ id: ask.id, result: { accessToken, chatgptAccountId: answer.accountId, chatgptPlanType: null } });
   }
 
   // ------------------------------------------------------------ requests
@@ -293,5 +302,8 @@ export class Replay {
     }
   }
 }
+
+const failed = (outcome: Outcome): Reply =>
+  outcome === 'unauthorized' ? { status: 401, json: { error: 'token_expired' } } : { status: 503, json: { error: 'unavailable' } };
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
