@@ -10,7 +10,7 @@ import type { Outcome, Replay } from './replay.js';
  * the outcome the event carries). `ahead` is the rest of the path, for
  * causes that must be set up before the step that meets them.
  */
-export type Driver<E> = (r: Replay, event: E, ahead: E[], before?: { context: any }) => Promise<void> | void;
+export type Driver<E> = (r: Replay, event: E, ahead: E[], before?: { context: any; value: unknown }) => Promise<void> | void;
 
 type Of<T extends AccountEvent['type']> = Extract<AccountEvent, { type: T }>;
 const output = (e: AccountEvent) => (e as unknown as { output: any }).output;

@@ -14,6 +14,8 @@ import { generatePaths, type GeneratedPath } from './generate.js';
 import { Replay } from './replay.js';
 import { inertSession, SESSION_DRIVERS, SESSION_EVENTS, SESSION_IDENTIFY, SESSION_STARTS, sessionPathAdmissible, startSession, type SessionEvent, type SessionStart } from './session-driver.js';
 import { sessionMachine } from '../../machines/session-machine.js';
+import { loginAttemptMachine, SUCCESS_PAGE_GRACE_MS } from '../../machines/login-attempt-machine.js';
+import { ATTEMPT_DRIVERS, ATTEMPT_EVENTS, ATTEMPT_STARTS, attemptPathAdmissible, inertAttempt, startAttempt, type AttemptEvent, type AttemptStart } from './login-attempt-driver.js';
 import { World } from './world.js';
 
 // Every transition of every machine, on paths generated from the machine
@@ -116,6 +118,32 @@ function sessionSuite(): Suite<SessionEvent, SessionStart> {
   };
 }
 
+function attemptSuite(): Suite<AttemptEvent, AttemptStart> {
+  const generated = generatePaths<AttemptEvent, AttemptStart>({
+    machine: inertAttempt,
+    declared: loginAttemptMachine,
+    inputs: ATTEMPT_STARTS,
+    machineInput: (start) => start.input,
+    events: ATTEMPT_EVENTS,
+    serializeState: serializeAttempt,
+    admissiblePathFor: attemptPathAdmissible,
+    skip: isExcluded('loginAttempt'),
+  });
+  return {
+    machine: loginAttemptMachine,
+    ...generated,
+    driverFor: (type) => ATTEMPT_DRIVERS[type],
+    start: startAttempt,
+    describe: ({ input }) => `${input.flow}${input.policy.forcedWorkspaceIds ? ', forced ws-1' : ''}`,
+  };
+}
+
+/** Attempt states apart by value and what the chart remembers (whether, not what). */
+function serializeAttempt(s: any): string {
+  const c = s.context;
+  return JSON.stringify([s.value, c.details !== null, c.grant !== null, c.pasteRequestId !== null, c.tokens !== null, c.apiKey !== null, c.auth !== null, c.error !== null]);
+}
+
 /**
  * Session states apart by value and what the chart keeps about work in flight
  * (counts capped, so that the graph is finite). The inert calls never end,
@@ -161,7 +189,9 @@ async function replayAll<E extends { type: string }, I>(suite: Suite<E, I>): Pro
           const driver = suite.driverFor(step.event.type);
           if (!driver) throw new Error(`no driver for ${step.event.type}`);
           await driver(r, step.event, path.steps.slice(n + 1).map((s) => s.event), step.before);
-          await r.expectKeys(suite.machine.id, step.keys, `step ${n + 1} (${eventLabel(step.event)})`);
+          // A delay of the chart's own (the 10 s success-page grace) runs in real time.
+          const waits = step.event.type === `xstate.after.successPageGrace.loginAttempt.open.confirming` ? SUCCESS_PAGE_GRACE_MS + 5_000 : undefined;
+          await r.expectKeys(suite.machine.id, step.keys, `step ${n + 1} (${eventLabel(step.event)})`, waits);
         }
         await r.finish();
       } catch (error) {
@@ -181,6 +211,7 @@ describe('generated paths replayed against the real server', () => {
   it.each([
     ['account', accountSuite],
     ['session', sessionSuite],
+    ['loginAttempt', attemptSuite],
   ] as const)('should take every transition of the %s machine', { timeout: 240_000 }, async (_, make) => {
     const startedAt = Date.now();
     const suite = make() as Suite<{ type: string }, unknown>;

@@ -47,6 +47,10 @@ export class Replay {
   readonly #cursor = new Map<string, number>();
   loginId: string | null = null;
   userCode: string | null = null;
+  /** The browser login's authorize URL (from the answer to `account/login/start`). */
+  authUrl: string | null = null;
+  /** The browser's request to the callback, held by the login server until the attempt ends. */
+  callback: Promise<Response> | null = null;
   #n = 0;
 
   constructor(readonly w: World) {}
@@ -86,7 +90,11 @@ export class Replay {
     });
     // The outcome decides the issuer's mode for this one answer (it is read after the hold).
     if (kind === 'refresh') issuer.refreshMode = ok ? 'normal' : 'serverError';
-    if (kind === 'token') issuer.tokenMode = ok ? 'normal' : 'serverError';
+    if (kind === 'token') {
+      // The code's exchange and the API key's share the endpoint; each has its own failure.
+      issuer.tokenMode = ok ? 'normal' : 'serverError';
+      issuer.apiKeyMode = ok ? 'normal' : 'fail';
+    }
     if (kind === 'usercode') issuer.deviceMode = ok ? 'normal' : 'serverError';
   }
 
@@ -235,8 +243,8 @@ export class Replay {
   /** The id of a login this server started, from its log (known before the answer to `login/start`). */
   async pendingLoginId(): Promise<string | null> {
     if (this.loginId) return this.loginId;
-    const m = /login ([0-9a-f-]{36}): asking the issuer/.exec(this.s.stderr);
-    return m ? m[1]! : null;
+    const started = [...this.s.stderr.matchAll(/login ([0-9a-f-]{36}): (asking the issuer|callback server listening)/g)];
+    return started.at(-1)?.[1] ?? null;
   }
 
   unknownLoginId = () => randomUUID();
@@ -248,8 +256,8 @@ export class Replay {
    * this order after what earlier steps matched; other transitions may come
    * between (world actions cause some the generated step does not name).
    */
-  async expectKeys(machine: string, keys: string[], what: string): Promise<void> {
-    const deadline = Date.now() + TRACE_TIMEOUT_MS;
+  async expectKeys(machine: string, keys: string[], what: string, timeoutMs = TRACE_TIMEOUT_MS): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const lines = this.w.trace(this.s).filter((l) => l.machine === machine);
       let at = this.#cursor.get(machine) ?? 0;
