@@ -131,14 +131,16 @@ function generate<E extends EventObject, I>(options: GenerateOptions<E, I>): Gen
   const chosen: Array<GeneratedPath<E, I> & { all: Set<string> }> = [];
   let states = 0;
 
-  const choose = (input: I, events: E[], extend = true): boolean => {
+  /** Chooses the path if the world can cause it and it takes something new; `'inadmissible'` if the world cannot. */
+  const choose = (input: I, events: E[], extend = true): boolean | 'inadmissible' => {
     const befores: Array<{ context: any; value: unknown }> = [];
     const keys = stepKeys(machine, machineInput(input), events, answeredOutside, befores);
     const newly = keys.flat().filter((k) => wanted.has(k) && !covered.has(k));
     const steps = events.map((event, i) => ({ event, keys: keys[i]!, before: befores[i]! }));
     if (!admissiblePathFor(steps, input)) {
       // A path the world cannot end there (a forwarded paste comes back at once) may end one step later.
-      return extend && options.events.some((next) => choose(input, [...events, next], false));
+      if (extend && options.events.some((next) => choose(input, [...events, next], false) === true)) return true;
+      return 'inadmissible';
     }
     if (newly.length === 0) return false;
     const all = new Set(keys.flat());
@@ -147,7 +149,8 @@ function generate<E extends EventObject, I>(options: GenerateOptions<E, I>): Gen
     return true;
   };
 
-  for (const input of inputs) {
+  // The states each input reaches, each with its shortest path (the prefix first).
+  const explored = inputs.map((input) => {
     const start = prefix(input);
     const given = machineInput(input);
     // The prefix, taken on the pure transition function (what getShortestPaths explores from).
@@ -159,24 +162,41 @@ function generate<E extends EventObject, I>(options: GenerateOptions<E, I>): Gen
     }>;
     reached.sort((a, b) => a.steps.length - b.steps.length);
     states += reached.length;
-    const sequences = reached.map((p) => [...start, ...p.steps.map((s) => s.event).filter((e) => e.type !== 'xstate.init')]);
+    return reached.map((p) => ({ input, state: p.state, events: [...start, ...p.steps.map((s) => s.event).filter((e) => e.type !== 'xstate.init')] }));
+  });
+  const uncovered = () => [...wanted].filter((k) => !covered.has(k));
 
-    // First pass: the event's own transitions, read from the definition (cheap).
-    reached.forEach((p, i) => {
-      for (const event of eventsIn(p.state)) {
-        const first = machine.getTransitionData(p.state, event).map(definitionKey);
-        if (!first.some((k) => wanted.has(k) && !covered.has(k))) continue;
-        choose(input, [...sequences[i]!, event]);
+  // A prefix alone takes transitions of its own (the chart's first steps).
+  for (const [i, input] of inputs.entries()) if (prefix(input).length > 0) choose(input, explored[i]![0]!.events);
+  // First pass: the event's own transitions, read from the definition (cheap): each sample is
+  // tried once per transition it takes (its payload may lead on to other, eventless ones).
+  const tried = new Set<string>();
+  for (const { input, state, events } of explored.flat()) {
+    for (const event of eventsIn(state)) {
+      const first = machine.getTransitionData(state, event).map(definitionKey).filter((k) => wanted.has(k));
+      const fresh = first.filter((k) => !covered.has(k) || !tried.has(`${k} ${options.events.indexOf(event)}`));
+      if (fresh.length === 0) continue;
+      if (choose(input, [...events, event]) !== 'inadmissible') for (const k of fresh) tried.add(`${k} ${options.events.indexOf(event)}`);
+    }
+  }
+  // Second pass: eventless and raised transitions show only when a step runs (smallest graphs first).
+  if (process.env.REPLAY_DEBUG) console.log(`after the first pass: ${uncovered().join(', ') || 'nothing'} uncovered`);
+  // Only events that can lead to an uncovered eventless transition are tried: ones that enter its
+  // state, or stay in it (after a transition without a target, the state's `always` runs again).
+  const alwaysSources = new Set(uncovered().filter((k) => k.includes(' on always #')).map((k) => k.split(' on ')[0]));
+  const onlyAlways = uncovered().every((k) => k.includes(' on always #'));
+  const leadsOn = (state: any, event: E) =>
+    machine.getTransitionData(state, event).some((t: any) =>
+      t.target?.length ? t.target.some((n: { id: string }) => alwaysSources.has(n.id)) : state._nodes.some((n: { id: string }) => alwaysSources.has(n.id)),
+    );
+  for (const reached of [...explored].sort((a, b) => a.length - b.length)) {
+    for (const { input, state, events } of reached) {
+      for (const event of eventsIn(state)) {
+        if (uncovered().length === 0) break;
+        if (machine.getTransitionData(state, event).length === 0) continue;
+        if (onlyAlways && !leadsOn(state, event)) continue;
+        choose(input, [...events, event]);
       }
-    });
-    // Second pass: eventless and raised transitions show only when a step runs.
-    if ([...wanted].some((k) => !covered.has(k))) {
-      reached.forEach((p, i) => {
-        for (const event of eventsIn(p.state)) {
-          if ([...wanted].every((k) => covered.has(k))) return;
-          choose(input, [...sequences[i]!, event]);
-        }
-      });
     }
   }
 
@@ -189,7 +209,7 @@ function generate<E extends EventObject, I>(options: GenerateOptions<E, I>): Gen
   }
   return {
     paths: kept.map(({ all: _all, ...p }) => p),
-    uncovered: [...wanted].filter((k) => !covered.has(k)),
+    uncovered: uncovered(),
     states,
   };
 }
