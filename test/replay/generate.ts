@@ -22,6 +22,8 @@ export interface GeneratedStep<E> {
   keys: string[];
   /** The chart's snapshot before the step (a driver may need its context). */
   before?: { context: any; value: unknown };
+  /** What the chart emits in this step (replies to requests left out). */
+  emitted?: Array<{ type: string } & Record<string, unknown>>;
 }
 
 export interface GeneratedPath<E, I> {
@@ -79,6 +81,7 @@ export function stepKeys<E extends EventObject>(
   events: E[],
   answeredOutside: (event: E, keys: string[]) => boolean = () => false,
   befores: Array<{ context: any; value: unknown }> = [],
+  emitted: Array<Array<{ type: string } & Record<string, unknown>>> = [],
 ): string[][] {
   const current: string[] = [];
   const actor = createActor(machine, {
@@ -89,14 +92,20 @@ export function stepKeys<E extends EventObject>(
   });
   // An error event no state handles stops the actor with that error: the steps after it take nothing.
   actor.subscribe({ error: () => {} });
+  let emits: Array<{ type: string } & Record<string, unknown>> = [];
+  actor.on('*', (e: { type: string }) => {
+    if (e.type !== 'reply') emits.push(e as never);
+  });
   actor.start();
   // What the chart takes as it starts (eventless transitions) belongs to the first step.
   const initial = [...current];
   const out = events.map((event, i) => {
     befores.push({ context: actor.getSnapshot().context, value: actor.getSnapshot().value });
     current.length = 0;
+    emits = [];
     actor.send(event);
     const keys = answeredOutside(event, current) ? [] : [...current];
+    emitted.push(emits);
     return i === 0 ? [...initial, ...keys] : keys;
   });
   actor.stop();
@@ -134,9 +143,10 @@ function generate<E extends EventObject, I>(options: GenerateOptions<E, I>): Gen
   /** Chooses the path if the world can cause it and it takes something new; `'inadmissible'` if the world cannot. */
   const choose = (input: I, events: E[], extend = true): boolean | 'inadmissible' => {
     const befores: Array<{ context: any; value: unknown }> = [];
-    const keys = stepKeys(machine, machineInput(input), events, answeredOutside, befores);
+    const emitted: Array<Array<{ type: string } & Record<string, unknown>>> = [];
+    const keys = stepKeys(machine, machineInput(input), events, answeredOutside, befores, emitted);
     const newly = keys.flat().filter((k) => wanted.has(k) && !covered.has(k));
-    const steps = events.map((event, i) => ({ event, keys: keys[i]!, before: befores[i]! }));
+    const steps = events.map((event, i) => ({ event, keys: keys[i]!, before: befores[i]!, emitted: emitted[i]! }));
     if (!admissiblePathFor(steps, input)) {
       // A path the world cannot end there (a forwarded paste comes back at once) may end one step later.
       if (extend && options.events.some((next) => choose(input, [...events, next], false) === true)) return true;

@@ -11,7 +11,7 @@ import { ACCOUNT_DRIVERS, type Driver } from './account-driver.js';
 import { coverage, formatCoverage } from './coverage.js';
 import { EXCLUDED } from './exclusions.js';
 import { generatePaths, type GeneratedPath } from './generate.js';
-import { Replay } from './replay.js';
+import { Replay, sleep } from './replay.js';
 import { inertSession, SESSION_DRIVERS, SESSION_EVENTS, SESSION_IDENTIFY, SESSION_STARTS, sessionPathAdmissible, startSession, type SessionEvent, type SessionStart } from './session-driver.js';
 import { sessionMachine } from '../../machines/session-machine.js';
 import { loginAttemptMachine, SUCCESS_PAGE_GRACE_MS } from '../../machines/login-attempt-machine.js';
@@ -65,6 +65,11 @@ interface Suite<E, I> {
   /** Starts the replay's server in the path's starting state (the path's events, for what they need set up). */
   start(r: Replay, input: I, events: E[]): Promise<void>;
   describe(input: I): string;
+  /**
+   * The notifications among emitted events (the chart's) or wire
+   * notifications (`type` the method, then the params), in a form both give alike.
+   */
+  notifications?(events: Array<{ type: string } & Record<string, unknown>>): string[];
 }
 
 const isExcluded = (machine: string) => (key: string) => `${machine}: ${key}` in EXCLUDED;
@@ -94,6 +99,12 @@ function accountSuite(): Suite<AccountEvent, AccountStart> {
     driverFor: (type) => ACCOUNT_DRIVERS[type],
     start: (r, { policy }) => r.start({ configLines: configFor(policy) }),
     describe: ({ policy, late }) => `${JSON.stringify(policy)}${late ? ' late initialize' : ''}`,
+    notifications: (events) =>
+      events.flatMap((e) => {
+        if (e.type === 'account.updated' || e.type === 'account/updated') return [`account/updated ${String(e.authMode)}`];
+        if (e.type === 'login.completed' || e.type === 'account/login/completed') return [`account/login/completed ${e.success ? 'ok' : 'failed'}${e.loginId === null ? ' (no login id)' : ''}`];
+        return [];
+      }),
   };
 }
 
@@ -171,7 +182,8 @@ beforeAll(() => {
 
 const CONCURRENCY = 3;
 
-async function replayAll<E extends { type: string }, I>(suite: Suite<E, I>): Promise<{ lines: TraceLine[]; errors: string[] }> {
+async function replayAll<E extends { type: string }, I>(suite: Suite<E, I>): Promise<{ lines: TraceLine[]; errors: string[]; checked: number }> {
+  let checked = 0;
   const lines: TraceLine[] = [];
   const errors: string[] = [];
   // REPLAY_PATH=<text> replays only the paths whose label contains it (to look at one closely).
@@ -193,6 +205,17 @@ async function replayAll<E extends { type: string }, I>(suite: Suite<E, I>): Pro
           const waits = step.event.type === `xstate.after.successPageGrace.loginAttempt.open.confirming` ? SUCCESS_PAGE_GRACE_MS + 5_000 : undefined;
           await r.expectKeys(suite.machine.id, step.keys, `step ${n + 1} (${eventLabel(step.event)})`, waits);
         }
+        if (suite.notifications) {
+          // What the chart emitted along the path is what the host was told, in order.
+          const expected = suite.notifications(path.steps.flatMap((s) => s.emitted ?? []));
+          const told = () => suite.notifications!(r.s.notifications().map((n) => ({ type: n.method!, ...n.params })));
+          const deadline = Date.now() + 2_000;
+          while (told().length < expected.length && Date.now() < deadline) await sleep(10);
+          checked += expected.length;
+          if (JSON.stringify(told()) !== JSON.stringify(expected)) {
+            throw new Error(`the host was told\n  ${told().join('\n  ') || '(nothing)'}\nbut the chart emitted\n  ${expected.join('\n  ') || '(nothing)'}`);
+          }
+        }
         await r.finish();
       } catch (error) {
         const message = (error as Error).message;
@@ -204,7 +227,7 @@ async function replayAll<E extends { type: string }, I>(suite: Suite<E, I>): Pro
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  return { lines, errors };
+  return { lines, errors, checked };
 }
 
 describe('generated paths replayed against the real server', () => {
@@ -217,11 +240,13 @@ describe('generated paths replayed against the real server', () => {
     const suite = make() as Suite<{ type: string }, unknown>;
     const generatedIn = Date.now() - startedAt;
     expect(suite.uncovered, 'transitions no generated path takes, even on the chart').toEqual([]);
-    const { lines, errors } = await replayAll(suite);
+    const { lines, errors, checked } = await replayAll(suite);
     const rows = coverage([suite.machine], lines, EXCLUDED);
     console.log(
       `\n${suite.machine.id}: ${suite.paths.length} paths generated from ${suite.states} states in ${generatedIn} ms, ` +
-        `replayed in ${((Date.now() - startedAt - generatedIn) / 1000).toFixed(1)} s\n${formatCoverage(rows, Object.fromEntries(Object.entries(EXCLUDED).filter(([k]) => k.startsWith(`${suite.machine.id}: `))))}\n`,
+        `replayed in ${((Date.now() - startedAt - generatedIn) / 1000).toFixed(1)} s` +
+        (suite.notifications ? `, ${checked} notifications as the chart emitted them` : '') +
+        `\n${formatCoverage(rows, Object.fromEntries(Object.entries(EXCLUDED).filter(([k]) => k.startsWith(`${suite.machine.id}: `))))}\n`,
     );
     expect(errors).toEqual([]);
     for (const row of rows) expect(row.missing).toEqual([]);
