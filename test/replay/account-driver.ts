@@ -58,8 +58,17 @@ async function exchange(r: Replay, ok: boolean): Promise<void> {
   await r.releaseWrite(true);
 }
 
-/** The login id the events' LOGIN_ID stands for: the pending login's, or one the server never issued. */
-const loginIdFor = async (r: Replay) => (await r.pendingLoginId()) ?? r.unknownLoginId();
+/** The login id the events' LOGIN_ID stands for: the pending login's (the chart has one), or one the server never issued. */
+async function loginIdFor(r: Replay, before: { context: any } | undefined): Promise<string> {
+  if (!before?.context.pending) return r.unknownLoginId();
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const id = await r.pendingLoginId();
+    if (id) return id;
+    if (Date.now() > deadline) throw new Error('the pending login never said its id');
+    await new Promise((res) => setTimeout(res, 10));
+  }
+}
 
 export const ACCOUNT_DRIVERS: Record<string, Driver<AccountEvent>> = {
   'client.identify': async (r, _e, ahead) => {
@@ -91,8 +100,8 @@ export const ACCOUNT_DRIVERS: Record<string, Driver<AccountEvent>> = {
       () => {}, // finish() reports a missing answer
     );
   },
-  'login.cancel': async (r) => void r.request('account/login/cancel', { loginId: await loginIdFor(r) }),
-  'login.complete': async (r) => void r.request('account/login/complete', { loginId: await loginIdFor(r), redirectUrl: PASTED }),
+  'login.cancel': async (r, _e, _a, before) => void r.request('account/login/cancel', { loginId: await loginIdFor(r, before) }),
+  'login.complete': async (r, _e, _a, before) => void r.request('account/login/complete', { loginId: await loginIdFor(r, before), redirectUrl: PASTED }),
   logout: async (r) => {
     await r.holdWrites();
     r.request('account/logout');
@@ -149,7 +158,8 @@ export const ACCOUNT_DRIVERS: Record<string, Driver<AccountEvent>> = {
     if (!(await r.heldSoon('usercode'))) throw new Error('the device code was never asked for');
     r.release('usercode', false);
   },
-  'loginAttempt.pasteAnswered': async (r) => void r.request('account/login/complete', { loginId: await loginIdFor(r), redirectUrl: PASTED }),
+  'loginAttempt.pasteAnswered': async (r, _e, _a, before) =>
+    void r.request('account/login/complete', { loginId: await loginIdFor(r, before), redirectUrl: PASTED }),
   'xstate.done.actor.attempt': async (r, e) => {
     const out = output(e) as { status: 'succeeded' | 'failed' | 'notStarted' };
     if (out.status === 'notStarted') return; // follows its startFailed by itself

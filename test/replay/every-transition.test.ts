@@ -26,7 +26,8 @@ import {
 } from './world.js';
 
 // Every transition of every machine, replayed against the real server
-// process (docs/proof.md). Each path below is a sequence of real-world
+// process in hand-written scenarios (docs/proof.md); generated.test.ts
+// replays paths generated from the definitions. Each path below is a sequence of real-world
 // actions (requests on stdin, answers of the issuer and backend stand-ins,
 // the host answering or not, another process writing auth.json, a FIFO or a
 // flock holding storage, short configured deadlines) with the responses and

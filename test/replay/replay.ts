@@ -242,9 +242,9 @@ export class Replay {
 
   /** The id of a login this server started, from its log (known before the answer to `login/start`). */
   async pendingLoginId(): Promise<string | null> {
-    if (this.loginId) return this.loginId;
+    // The latest login the server started (an earlier one's answer may come later).
     const started = [...this.s.stderr.matchAll(/login ([0-9a-f-]{36}): (asking the issuer|callback server listening)/g)];
-    return started.at(-1)?.[1] ?? null;
+    return started.at(-1)?.[1] ?? this.loginId;
   }
 
   unknownLoginId = () => randomUUID();
