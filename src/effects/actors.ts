@@ -64,6 +64,7 @@ function watchCredentials(deps: Deps) {
         deps.log.debug(() => `watch: auth.json ${snapshot ? 'changed elsewhere' : 'unchanged'}`);
         if (snapshot) sendBack({ type: 'credentials.reloaded', auth: snapshot.auth });
       } catch (error) {
+        deps.log.debug(() => 'watch: auth.json unreadable');
         sendBack({ type: 'credentials.unreadable', failure: toFailure(error, 'authFileCorrupt') });
       }
     };

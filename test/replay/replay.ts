@@ -123,18 +123,19 @@ export class Replay {
   // ------------------------------------------------------------ storage
 
   /**
-   * The load reads `text` from the FIFO; then a regular file with the same
-   * text takes the FIFO's place, since the server reads `auth.json` again
-   * (under the lock before a write or refresh) and a FIFO with no writer
-   * would block it. Its watch sees a new version of the file, as it would
-   * after another process's write.
+   * The load reads `text` from the FIFO. A regular file with the same text
+   * takes the FIFO's place first (the server reads `auth.json` again, under
+   * the lock before a write or refresh, and a FIFO with no writer would block
+   * it); the load, already waiting in `open`, still reads the FIFO. The
+   * watch may look while the load runs (credentials busy: nothing happens)
+   * or after it (the same credentials: no change).
    */
   async releaseLoad(text: string): Promise<void> {
     if (!this.#fifo) throw new Error('the load was released already');
     await this.loadOpened();
+    otherProcessWrites(this.home, text);
     this.#fifo.release(text);
     this.#fifo = null;
-    otherProcessWrites(this.home, text);
   }
 
   /**
