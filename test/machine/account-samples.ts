@@ -82,7 +82,10 @@ export const SAMPLES: Record<string, AccountEvent[]> = {
   // The login attempt's reports and outcomes
   'loginAttempt.ready': [{ type: 'loginAttempt.ready', loginId: LOGIN_ID, details: { flow: 'browser', authUrl: new Secret('u') } }],
   'loginAttempt.startFailed': [{ type: 'loginAttempt.startFailed', loginId: LOGIN_ID, failure: { kind: 'loginServerFailed' } }],
-  'loginAttempt.pasteAnswered': [{ type: 'loginAttempt.pasteAnswered', loginId: LOGIN_ID, requestId: 'r', ok: true }],
+  // As a device-code login answers any paste (the replay's logins are device-code ones).
+  'loginAttempt.pasteAnswered': [
+    { type: 'loginAttempt.pasteAnswered', loginId: LOGIN_ID, requestId: 'r', ok: false, failure: { kind: 'pasteNotSupported', message: 'not a browser login' } },
+  ],
   'xstate.done.actor.attempt': [
     attemptOutput({ loginId: LOGIN_ID, status: 'succeeded', auth: storedChatgpt('ws-1') }),
     attemptOutput({ loginId: LOGIN_ID, status: 'failed', error: 'Login server error: x' }),

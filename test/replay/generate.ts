@@ -30,6 +30,8 @@ export interface GeneratedPath<E, I> {
   /** Which input (policy, mode) the path starts from. */
   input: I;
   steps: GeneratedStep<E>[];
+  /** The chart's answers to the path's requests: which step's request, and whether it succeeded. */
+  replies: Array<{ step: number; ok: boolean }>;
   /** Transitions this path is the chosen one for. */
   covers: string[];
 }
@@ -60,6 +62,12 @@ export interface GenerateOptions<E extends EventObject, I> {
    * it refuses are not chosen.
    */
   admissiblePathFor?: (steps: GeneratedStep<E>[], input: I) => boolean;
+  /**
+   * Gives each step's request an id of its own (`step-<n>`) on the live actor,
+   * so the chart's replies tell which request they answer (the sample events
+   * share one id). Only for charts whose request ids mean nothing else.
+   */
+  distinctRequestIds?: boolean;
   /** Whether the real world can cause `event` when the chart is in `state` (default: always). */
   admissible?: (state: any, event: E) => boolean;
   /** Transitions not to look for (raised ones, justified exclusions). */
@@ -82,6 +90,7 @@ export function stepKeys<E extends EventObject>(
   answeredOutside: (event: E, keys: string[]) => boolean = () => false,
   befores: Array<{ context: any; value: unknown }> = [],
   emitted: Array<Array<{ type: string } & Record<string, unknown>>> = [],
+  replies?: Array<{ step: number; ok: boolean }>,
 ): string[][] {
   const current: string[] = [];
   const actor = createActor(machine, {
@@ -93,8 +102,9 @@ export function stepKeys<E extends EventObject>(
   // An error event no state handles stops the actor with that error: the steps after it take nothing.
   actor.subscribe({ error: () => {} });
   let emits: Array<{ type: string } & Record<string, unknown>> = [];
-  actor.on('*', (e: { type: string }) => {
+  actor.on('*', (e: { type: string; requestId?: string; ok?: boolean }) => {
     if (e.type !== 'reply') emits.push(e as never);
+    else if (replies && e.requestId?.startsWith('step-')) replies.push({ step: Number(e.requestId.slice(5)), ok: e.ok === true });
   });
   actor.start();
   // What the chart takes as it starts (eventless transitions) belongs to the first step.
@@ -103,7 +113,8 @@ export function stepKeys<E extends EventObject>(
     befores.push({ context: actor.getSnapshot().context, value: actor.getSnapshot().value });
     current.length = 0;
     emits = [];
-    actor.send(event);
+    const own = replies && 'requestId' in event && event.type !== 'session.answered';
+    actor.send(own ? { ...event, requestId: `step-${i}` } : event);
     const keys = answeredOutside(event, current) ? [] : [...current];
     emitted.push(emits);
     return i === 0 ? [...initial, ...keys] : keys;
@@ -144,7 +155,8 @@ function generate<E extends EventObject, I>(options: GenerateOptions<E, I>): Gen
   const choose = (input: I, events: E[], extend = true): boolean | 'inadmissible' => {
     const befores: Array<{ context: any; value: unknown }> = [];
     const emitted: Array<Array<{ type: string } & Record<string, unknown>>> = [];
-    const keys = stepKeys(machine, machineInput(input), events, answeredOutside, befores, emitted);
+    const replies: Array<{ step: number; ok: boolean }> = [];
+    const keys = stepKeys(machine, machineInput(input), events, answeredOutside, befores, emitted, options.distinctRequestIds ? replies : undefined);
     const newly = keys.flat().filter((k) => wanted.has(k) && !covered.has(k));
     const steps = events.map((event, i) => ({ event, keys: keys[i]!, before: befores[i]!, emitted: emitted[i]! }));
     if (!admissiblePathFor(steps, input)) {
@@ -155,7 +167,7 @@ function generate<E extends EventObject, I>(options: GenerateOptions<E, I>): Gen
     if (newly.length === 0) return false;
     const all = new Set(keys.flat());
     for (const k of all) covered.add(k);
-    chosen.push({ input, steps, covers: newly, all });
+    chosen.push({ input, steps, replies, covers: newly, all });
     return true;
   };
 

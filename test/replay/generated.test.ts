@@ -10,7 +10,7 @@ import { selfSigned } from '../helpers/tls.js';
 import { ACCOUNT_DRIVERS, type Driver } from './account-driver.js';
 import { coverage, formatCoverage } from './coverage.js';
 import { EXCLUDED } from './exclusions.js';
-import { generatePaths, type GeneratedPath } from './generate.js';
+import { generatePaths, type GeneratedPath, type GeneratedStep } from './generate.js';
 import { Replay, sleep } from './replay.js';
 import { inertSession, SESSION_DRIVERS, SESSION_EVENTS, SESSION_IDENTIFY, SESSION_STARTS, sessionPathAdmissible, startSession, type SessionEvent, type SessionStart } from './session-driver.js';
 import { sessionMachine } from '../../machines/session-machine.js';
@@ -46,6 +46,25 @@ const inertAccount = accountMachine.provide({
     loginAttempt: idle,
   } as never,
 });
+
+/**
+ * What the world can do, which the root chart cannot know: a login attempt
+ * ends with a sign-in or a failure only once it was ready (its device code
+ * given), and as not started only after its start failed.
+ */
+function accountPathAdmissible(steps: GeneratedStep<AccountEvent>[]): boolean {
+  let attempt: 'none' | 'starting' | 'ready' | 'startFailed' = 'none';
+  for (const { event } of steps) {
+    if (event.type === 'login.chatgpt') attempt = 'starting';
+    if (event.type === 'loginAttempt.ready') attempt = 'ready';
+    if (event.type === 'loginAttempt.startFailed') attempt = 'startFailed';
+    if ((event.type as string) === 'xstate.done.actor.attempt') {
+      const { status } = (event as unknown as { output: { status: string } }).output;
+      if (attempt !== (status === 'notStarted' ? 'startFailed' : 'ready')) return false;
+    }
+  }
+  return true;
+}
 
 const contentOf = (auth: StoredAuth | null) => (auth === null ? null : serializeAuth(auth));
 
@@ -86,6 +105,8 @@ function accountSuite(): Suite<AccountEvent, AccountStart> {
     prefix: ({ late }) => (late ? [loadChatgpt, identify] : [identify]),
     events: EVENTS.filter((e) => e.type !== 'client.identify'),
     serializeState,
+    distinctRequestIds: true,
+    admissiblePathFor: accountPathAdmissible,
     // Another process's rewrite of what is stored already is no change to the store (src/effects/store.ts).
     admissible: (state, event) =>
       event.type !== 'credentials.reloaded' || contentOf(event.auth) !== contentOf((state as Snapshot).context.stored),
@@ -182,8 +203,9 @@ beforeAll(() => {
 
 const CONCURRENCY = 3;
 
-async function replayAll<E extends { type: string }, I>(suite: Suite<E, I>): Promise<{ lines: TraceLine[]; errors: string[]; checked: number }> {
-  let checked = 0;
+async function replayAll<E extends { type: string }, I>(suite: Suite<E, I>): Promise<{ lines: TraceLine[]; errors: string[]; notified: number; replied: number }> {
+  let notified = 0;
+  let replied = 0;
   const lines: TraceLine[] = [];
   const errors: string[] = [];
   // REPLAY_PATH=<text> replays only the paths whose label contains it (to look at one closely).
@@ -197,10 +219,14 @@ async function replayAll<E extends { type: string }, I>(suite: Suite<E, I>): Pro
       const r = new Replay(w);
       try {
         await suite.start(r, path.input, path.steps.map((s) => s.event));
+        /** The request each step sent first (its own, for a request's step). */
+        const own: unknown[] = [];
         for (const [n, step] of path.steps.entries()) {
+          const sent = r.sent;
           const driver = suite.driverFor(step.event.type);
           if (!driver) throw new Error(`no driver for ${step.event.type}`);
           await driver(r, step.event, path.steps.slice(n + 1).map((s) => s.event), step.before);
+          own.push(r.sent > sent ? r.requestId(sent) : undefined);
           // A delay of the chart's own (the 10 s success-page grace) runs in real time.
           const waits = step.event.type === `xstate.after.successPageGrace.loginAttempt.open.confirming` ? SUCCESS_PAGE_GRACE_MS + 5_000 : undefined;
           await r.expectKeys(suite.machine.id, step.keys, `step ${n + 1} (${eventLabel(step.event)})`, waits);
@@ -211,10 +237,21 @@ async function replayAll<E extends { type: string }, I>(suite: Suite<E, I>): Pro
           const told = () => suite.notifications!(r.s.notifications().map((n) => ({ type: n.method!, ...n.params })));
           const deadline = Date.now() + 2_000;
           while (told().length < expected.length && Date.now() < deadline) await sleep(10);
-          checked += expected.length;
+          notified += expected.length;
           if (JSON.stringify(told()) !== JSON.stringify(expected)) {
             throw new Error(`the host was told\n  ${told().join('\n  ') || '(nothing)'}\nbut the chart emitted\n  ${expected.join('\n  ') || '(nothing)'}`);
           }
+        }
+        // Each answer the chart gave along the path, the host got: a result for a success, an error for a failure.
+        for (const { step, ok } of path.replies) {
+          const id = own[step];
+          if (id === undefined) throw new Error(`step ${step + 1} sent no request, but the chart answered one`);
+          const answer = await r.s.response(id, 3_000).catch(() => null);
+          if (!answer) throw new Error(`step ${step + 1}'s request (${String(id)}) was not answered, but the chart answered it`);
+          if ('result' in answer !== ok) {
+            throw new Error(`step ${step + 1}'s request got ${JSON.stringify(answer)}, but the chart answered it with ${ok ? 'a success' : 'a failure'}`);
+          }
+          replied++;
         }
         await r.finish();
       } catch (error) {
@@ -227,7 +264,7 @@ async function replayAll<E extends { type: string }, I>(suite: Suite<E, I>): Pro
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  return { lines, errors, checked };
+  return { lines, errors, notified, replied };
 }
 
 describe('generated paths replayed against the real server', () => {
@@ -240,12 +277,12 @@ describe('generated paths replayed against the real server', () => {
     const suite = make() as Suite<{ type: string }, unknown>;
     const generatedIn = Date.now() - startedAt;
     expect(suite.uncovered, 'transitions no generated path takes, even on the chart').toEqual([]);
-    const { lines, errors, checked } = await replayAll(suite);
+    const { lines, errors, notified, replied } = await replayAll(suite);
     const rows = coverage([suite.machine], lines, EXCLUDED);
     console.log(
       `\n${suite.machine.id}: ${suite.paths.length} paths generated from ${suite.states} states in ${generatedIn} ms, ` +
         `replayed in ${((Date.now() - startedAt - generatedIn) / 1000).toFixed(1)} s` +
-        (suite.notifications ? `, ${checked} notifications as the chart emitted them` : '') +
+        (suite.notifications ? `; ${replied} answers and ${notified} notifications as the chart gave them` : '') +
         `\n${formatCoverage(rows, Object.fromEntries(Object.entries(EXCLUDED).filter(([k]) => k.startsWith(`${suite.machine.id}: `))))}\n`,
     );
     expect(errors).toEqual([]);

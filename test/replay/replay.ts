@@ -231,6 +231,16 @@ export class Replay {
 
   // ------------------------------------------------------------ requests
 
+  /** How many requests were sent so far (a step's own is the first it sends). */
+  get sent(): number {
+    return this.#requests.length;
+  }
+
+  /** The id of the `n`th request sent (from 0). */
+  requestId(n: number): unknown {
+    return this.#requests[n]?.id;
+  }
+
   /** Sends a request without waiting for its answer (collected at the end). */
   request(method: string, params?: unknown): Promise<Wire> {
     const id = `replay-${this.#requests.length + 1}`;
