@@ -126,7 +126,8 @@ export function createCredentialStore(backend: StoreBackend, lock?: CrossProcess
     });
 
   return {
-    read,
+    // In line with the change checks, so that a check never compares with a read still under way.
+    read: () => serial(read),
     transact,
     changedElsewhere: () =>
       serial(async () => {
