@@ -21,27 +21,30 @@ export interface TraceLine {
   event: string;
 }
 
-interface TransitionShape {
+export interface TransitionShape {
   source: { id: string; machine: { id: string }; always?: unknown[]; transitions: Map<string, unknown[]> };
   eventType: string;
   target?: ReadonlyArray<{ id: string }>;
+}
+
+/** Which of its source state's candidates for its event (or `always`) `t` is, in the chart's order. */
+export function candidateIndex(t: Pick<TransitionShape, 'source' | 'eventType'>): number {
+  const candidates = t.eventType === '' ? (t.source.always ?? []) : (t.source.transitions.get(t.eventType) ?? []);
+  return candidates.indexOf(t);
 }
 
 /** The trace lines of one `@xstate.microstep` inspection event (none for any other). */
 export function traceLinesOf(event: InspectionEvent): TraceLine[] {
   if (event.type !== '@xstate.microstep') return [];
   const transitions = (event as unknown as { _transitions: TransitionShape[] })._transitions;
-  return transitions.map((t) => {
-    const candidates = t.eventType === '' ? (t.source.always ?? []) : (t.source.transitions.get(t.eventType) ?? []);
-    return {
-      machine: t.source.machine.id,
-      source: t.source.id,
-      on: t.eventType,
-      index: candidates.indexOf(t),
-      targets: (t.target ?? []).map((n) => n.id),
-      event: event.event.type,
-    };
-  });
+  return transitions.map((t) => ({
+    machine: t.source.machine.id,
+    source: t.source.id,
+    on: t.eventType,
+    index: candidateIndex(t),
+    targets: (t.target ?? []).map((n) => n.id),
+    event: event.event.type,
+  }));
 }
 
 /**

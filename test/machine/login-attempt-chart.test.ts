@@ -242,13 +242,19 @@ describe('effects nobody provided', () => {
     expect(output).toEqual({ loginId: 'login-1', status: 'notStarted', failure });
   });
 
-  it('fail the login naming the missing effect instead of hanging', async () => {
-    const a = startChart({ unprovided: ['exchangeCode'] });
+  /** A browser sign-in from the code to the end, with one effect not provided. */
+  async function signInWithout(effect: 'exchangeCode' | 'exchangeApiKey' | 'saveLogin') {
+    const a = startChart({ unprovided: [effect] });
     a.channel({ type: 'channel.ready', details: BROWSER_DETAILS });
     a.channel({ type: 'channel.code', grant: GRANT, requestId: null });
     await a.settle();
     a.channel({ type: 'channel.finished' });
     await a.settle();
+    return a;
+  }
+
+  it('fail the login naming the missing effect instead of hanging', async () => {
+    const a = await signInWithout('exchangeCode');
     expect(a.output()).toEqual({
       loginId: 'login-1',
       status: 'failed',
@@ -257,23 +263,13 @@ describe('effects nobody provided', () => {
   });
 
   it('sign in without an API key when the API key exchange was not provided', async () => {
-    const a = startChart({ unprovided: ['exchangeApiKey'] });
-    a.channel({ type: 'channel.ready', details: BROWSER_DETAILS });
-    a.channel({ type: 'channel.code', grant: GRANT, requestId: null });
-    await a.settle();
-    a.channel({ type: 'channel.finished' });
-    await a.settle();
+    const a = await signInWithout('exchangeApiKey');
     expect(a.output()).toMatchObject({ status: 'succeeded' });
     expect(a.saves.map((input) => input.apiKey)).toEqual([null]);
   });
 
   it('fail the login with the save text when saving was not provided', async () => {
-    const a = startChart({ unprovided: ['saveLogin'] });
-    a.channel({ type: 'channel.ready', details: BROWSER_DETAILS });
-    a.channel({ type: 'channel.code', grant: GRANT, requestId: null });
-    await a.settle();
-    a.channel({ type: 'channel.finished' });
-    await a.settle();
+    const a = await signInWithout('saveLogin');
     expect(a.output()).toEqual({
       loginId: 'login-1',
       status: 'failed',

@@ -60,6 +60,17 @@ function startSession(input: Partial<SessionInput> & { mode: SessionInput['mode'
   };
 }
 
+/** The host stays silent: nothing is reported until `deadlineMs` has passed, then the refresh fails with `message`. */
+async function expectHostTimeoutAfter(s: ReturnType<typeof startSession>, deadlineMs: number, message: string): Promise<void> {
+  await s.settle();
+  s.clock.increment(deadlineMs - 1);
+  await s.settle();
+  expect(s.reports).toEqual([]);
+  s.clock.increment(1);
+  await s.settle();
+  expect(s.reports.at(-1)).toEqual({ type: 'session.refreshFailed', failure: { kind: 'hostRefreshTimeout', message } });
+}
+
 const types = (reports: SessionEvent[]) => reports.map((r) => r.type);
 
 describe('host refresh deadline', () => {
@@ -101,16 +112,7 @@ describe('host refresh deadline', () => {
   it('takes the host deadline from the input', async () => {
     const s = startSession({ mode: 'external', hostRefreshTimeoutMs: 30_000 }, { rejectedTokens: ['host-token-1'], hostRefresh: 'hang' });
     s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
-    await s.settle();
-    s.clock.increment(29_999);
-    await s.settle();
-    expect(s.reports).toEqual([]);
-    s.clock.increment(1);
-    await s.settle();
-    expect(s.reports.at(-1)).toEqual({
-      type: 'session.refreshFailed',
-      failure: { kind: 'hostRefreshTimeout', message: 'auth refresh request timed out after 30s' },
-    });
+    await expectHostTimeoutAfter(s, 30_000, 'auth refresh request timed out after 30s');
   });
 
   it('forgets the deadline once the host has answered', async () => {
@@ -380,16 +382,7 @@ describe('the host naming itself after the session started', () => {
     const s = startSession({ mode: 'external', hostRefreshTimeoutMs: 10_000 }, { rejectedTokens: ['host-token-1'], hostRefresh: 'hang' });
     s.send({ type: 'session.identify', client, hostRefreshTimeoutMs: 2_000 });
     s.send({ type: 'session.call', requestId: 'r1', call: RATE_LIMITS });
-    await s.settle();
-    s.clock.increment(1_999);
-    await s.settle();
-    expect(s.reports).toEqual([]);
-    s.clock.increment(1);
-    await s.settle();
-    expect(s.reports.at(-1)).toEqual({
-      type: 'session.refreshFailed',
-      failure: { kind: 'hostRefreshTimeout', message: 'auth refresh request timed out after 2s' },
-    });
+    await expectHostTimeoutAfter(s, 2_000, 'auth refresh request timed out after 2s');
   });
 });
 

@@ -1,6 +1,6 @@
 import type { AccountEvent } from '../../machines/account-types.js';
 import { hostToken } from '../helpers/surface.js';
-import type { Outcome, Replay } from './replay.js';
+import { eventually, type Outcome, type Replay } from './replay.js';
 
 /**
  * What the real world does for each event of the root chart (the account
@@ -17,16 +17,8 @@ const output = (e: AccountEvent) => (e as unknown as { output: any }).output;
 
 const PASTED = 'http://127.0.0.1:1/auth/callback?code=c&state=s';
 
-/** Whether the server is in a ChatGPT session refreshing through the host (host tokens) or the issuer. */
-async function releaseRefresh(r: Replay, ok: boolean): Promise<void> {
-  const deadline = Date.now() + 3_000;
-  while (Date.now() < deadline) {
-    if (r.isHeld('refresh')) return r.release('refresh', ok);
-    if (r.hostAsks().length > 0) return r.answerHost(ok ? { accountId: 'ws-1' } : 'error');
-    await new Promise((res) => setTimeout(res, 10));
-  }
-  throw new Error('no refresh is in flight (neither the issuer nor the host was asked)');
-}
+/** The refresh in flight (the issuer's or the host's) succeeds or fails. */
+const releaseRefresh = (r: Replay, ok: boolean) => r.answerRefresh(ok ? { accountId: 'ws-1' } : 'error');
 
 const refreshInFlight = (r: Replay) => r.isHeld('refresh') || r.hostAsks().length > 0;
 
@@ -61,13 +53,8 @@ async function exchange(r: Replay, ok: boolean): Promise<void> {
 /** The login id the events' LOGIN_ID stands for: the pending login's (the chart has one), or one the server never issued. */
 async function loginIdFor(r: Replay, before: { context: any } | undefined): Promise<string> {
   if (!before?.context.pending) return r.unknownLoginId();
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    const id = await r.pendingLoginId();
-    if (id) return id;
-    if (Date.now() > deadline) throw new Error('the pending login never said its id');
-    await new Promise((res) => setTimeout(res, 10));
-  }
+  if (!(await eventually(() => r.pendingLoginId() !== null, 5_000))) throw new Error('the pending login never said its id');
+  return r.pendingLoginId()!;
 }
 
 export const ACCOUNT_DRIVERS: Record<string, Driver<AccountEvent>> = {
@@ -164,10 +151,8 @@ export const ACCOUNT_DRIVERS: Record<string, Driver<AccountEvent>> = {
     const out = output(e) as { status: 'succeeded' | 'failed' | 'notStarted' };
     if (out.status === 'notStarted') return; // follows its startFailed by itself
     if (!r.userCode && (await r.heldSoon('usercode'))) r.release('usercode', true);
-    const deadline = Date.now() + 3_000;
-    while (!r.userCode && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
-    if (!r.userCode) throw new Error('the device login never became ready');
-    r.w.issuer.approveDevice(r.userCode);
+    if (!(await eventually(() => r.userCode !== null))) throw new Error('the device login never became ready');
+    r.w.issuer.approveDevice(r.userCode!);
     await exchange(r, out.status === 'succeeded');
   },
 

@@ -1,6 +1,6 @@
 import { createActor, initialTransition, transition, type AnyStateMachine, type EventObject } from 'xstate';
 import { getShortestPaths } from 'xstate/graph';
-import { traceLinesOf } from '../../src/inspect/transition-trace.js';
+import { candidateIndex, traceLinesOf, type TransitionShape } from '../../src/inspect/transition-trace.js';
 import { keyOf, transitionsOf } from './coverage.js';
 
 /**
@@ -32,8 +32,6 @@ export interface GeneratedPath<E, I> {
   steps: GeneratedStep<E>[];
   /** The chart's answers to the path's requests: which step's request, and whether it succeeded. */
   replies: Array<{ step: number; ok: boolean }>;
-  /** Transitions this path is the chosen one for. */
-  covers: string[];
 }
 
 export interface GenerateOptions<E extends EventObject, I> {
@@ -124,10 +122,7 @@ export function stepKeys<E extends EventObject>(
 }
 
 /** The key of a transition definition, as the trace names it. */
-function definitionKey(t: { source: { id: string; transitions: Map<string, unknown[]>; always?: unknown[] }; eventType: string }): string {
-  const candidates = t.eventType === '' ? (t.source.always ?? []) : (t.source.transitions.get(t.eventType) ?? []);
-  return keyOf({ source: t.source.id, on: t.eventType, index: candidates.indexOf(t) });
-}
+const definitionKey = (t: Pick<TransitionShape, 'source' | 'eventType'>) => keyOf({ source: t.source.id, on: t.eventType, index: candidateIndex(t) });
 
 export function generatePaths<E extends EventObject, I>(options: GenerateOptions<E, I>): Generated<E, I> {
   // xstate/graph runs actions with a mock actor scope whose children never start, so every
@@ -167,7 +162,7 @@ function generate<E extends EventObject, I>(options: GenerateOptions<E, I>): Gen
     if (newly.length === 0) return false;
     const all = new Set(keys.flat());
     for (const k of all) covered.add(k);
-    chosen.push({ input, steps, replies, covers: newly, all });
+    chosen.push({ input, steps, replies, all });
     return true;
   };
 

@@ -71,10 +71,6 @@ const contentOf = (auth: StoredAuth | null) => (auth === null ? null : serialize
 /** The pure-read transitions that answer at once: the adapter gives the same answer from the snapshot's view. */
 const ANSWERED_FROM_VIEWS = ['account on account.read #1', 'account on account.read #4', 'account on authStatus.read #1'];
 
-const configFor = (policy: Policy) =>
-  (policy.forcedLoginMethod ? `forced_login_method = "${policy.forcedLoginMethod}"\n` : '') +
-  (policy.forcedWorkspaceIds ? `forced_chatgpt_workspace_id = "${policy.forcedWorkspaceIds[0]}"\n` : '');
-
 interface Suite<E, I> {
   machine: AnyStateMachine;
   paths: GeneratedPath<E, I>[];
@@ -118,7 +114,7 @@ function accountSuite(): Suite<AccountEvent, AccountStart> {
     machine: accountMachine,
     ...generated,
     driverFor: (type) => ACCOUNT_DRIVERS[type],
-    start: (r, { policy }) => r.start({ configLines: configFor(policy) }),
+    start: (r, { policy }) => r.start({ policy }),
     describe: ({ policy, late }) => `${JSON.stringify(policy)}${late ? ' late initialize' : ''}`,
     notifications: (events) =>
       events.flatMap((e) => {

@@ -5,7 +5,7 @@ import { chart, EVENTS, grant } from '../machine/login-attempt-samples.js';
 import { SAMPLES as ACCOUNT } from '../machine/account-samples.js';
 import { ACCOUNT_DRIVERS, type Driver } from './account-driver.js';
 import type { GeneratedStep } from './generate.js';
-import { sleep, type Replay } from './replay.js';
+import { eventually, type Replay } from './replay.js';
 
 /**
  * The login attempt child, on its own: its events are the channel's (the
@@ -97,11 +97,7 @@ async function authorize(r: Replay, ahead: AttemptEvent[], outcome: 'approve' | 
 }
 
 async function until(ready: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!ready()) {
-    if (Date.now() > deadline) throw new Error(what);
-    await sleep(10);
-  }
+  if (!(await eventually(ready, 5_000))) throw new Error(what);
 }
 
 const browserOf = (before: GeneratedStep<AttemptEvent>['before']) => before?.context.flow === 'browser';
@@ -166,8 +162,8 @@ export const ATTEMPT_DRIVERS: Record<string, Driver<AttemptEvent>> = {
       : next.type === 'channel.pasteRejected'
         ? 'not a url'
         : await authorize(r, ahead, next.type === 'channel.code' ? 'approve' : 'deny');
-    await until(() => r.loginId !== null || /login [0-9a-f-]{36}:/.test(r.s.stderr), 'no login to paste into');
-    r.request('account/login/complete', { loginId: await r.pendingLoginId(), redirectUrl: url });
+    await until(() => r.pendingLoginId() !== null, 'no login to paste into');
+    r.request('account/login/complete', { loginId: r.pendingLoginId(), redirectUrl: url });
   },
 };
 
@@ -183,7 +179,7 @@ export const LOGIN_DEADLINE_MS = 1_500;
 export async function startAttempt(r: Replay, { input }: AttemptStart, steps: AttemptEvent[]): Promise<void> {
   const timesOut = steps.some((e) => e.type.startsWith('xstate.after.loginDeadline'));
   await r.start({
-    configLines: input.policy.forcedWorkspaceIds ? `forced_chatgpt_workspace_id = "${input.policy.forcedWorkspaceIds[0]}"\n` : '',
+    policy: input.policy,
     env: timesOut ? { CODEX_ACCOUNT_SERVER_LOGIN_TIMEOUT_MS: String(LOGIN_DEADLINE_MS) } : {},
   });
   await ACCOUNT_DRIVERS['client.identify']!(r, ACCOUNT['client.identify']![0]!, []);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Policy } from '../../machines/account-types.js';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { holdWithFlock, type HeldLock } from '../helpers/flock.js';
@@ -55,8 +56,8 @@ export class Replay {
 
   constructor(readonly w: World) {}
 
-  /** Starts the server with `auth.json` a FIFO (the load waits for `releaseLoad`), uninitialized. */
-  async start(options: WorldStart = {}): Promise<void> {
+  /** Starts the server with `auth.json` a FIFO (the load waits for `releaseLoad`), uninitialized, under `policy`. */
+  async start({ policy, ...options }: WorldStart & { policy?: Policy } = {}): Promise<void> {
     this.#fifo = heldAuthFile(this.home);
     this.#fifoIno = statSync(join(this.home, 'auth.json')).ino;
     const { backend, issuer } = this.w;
@@ -67,7 +68,10 @@ export class Replay {
     issuer.hold = (req) => this.#holdIssuer(req);
     // Held answers may wait long past the usual HTTP deadline while a path goes on.
     const env = { CODEX_ACCOUNT_SERVER_HTTP_TIMEOUT_MS: '60000', ...options.env };
-    this.s = await this.w.start({ ...options, env, home: this.home, initialize: false });
+    const configLines =
+      (policy?.forcedLoginMethod ? `forced_login_method = "${policy.forcedLoginMethod}"\n` : '') +
+      (policy?.forcedWorkspaceIds ? `forced_chatgpt_workspace_id = "${policy.forcedWorkspaceIds[0]}"\n` : '');
+    this.s = await this.w.start({ ...options, configLines, env, home: this.home, initialize: false });
   }
 
   // ------------------------------------------------------------ holding
@@ -99,13 +103,8 @@ export class Replay {
   }
 
   /** Waits until something of `kind` is held (up to `timeoutMs`); whether it came. */
-  async heldSoon(kind: HeldKind, timeoutMs = 3_000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.#held.some((h) => h.kind === kind)) {
-      if (Date.now() > deadline) return false;
-      await sleep(10);
-    }
-    return true;
+  heldSoon(kind: HeldKind, timeoutMs = 3_000): Promise<boolean> {
+    return eventually(() => this.isHeld(kind), timeoutMs);
   }
 
   isHeld(kind: HeldKind): boolean {
@@ -202,13 +201,16 @@ export class Replay {
     return this.s.messages.filter((m) => m.method === 'account/chatgptAuthTokens/refresh' && 'id' in m && !this.#answeredAsks.has(m.id));
   }
 
-  async hostAskSoon(timeoutMs = 3_000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.hostAsks().length === 0) {
-      if (Date.now() > deadline) return false;
-      await sleep(10);
+  /**
+   * Lets the refresh in flight answer: the issuer's (managed credentials) or
+   * the host's (host tokens), with `answer` (the issuer only succeeds or fails).
+   */
+  async answerRefresh(answer: { accountId: string; same?: boolean } | 'error'): Promise<void> {
+    if (!(await eventually(() => this.isHeld('refresh') || this.hostAsks().length > 0))) {
+      throw new Error('no refresh is in flight (neither the issuer nor the host was asked)');
     }
-    return true;
+    if (this.isHeld('refresh')) this.release('refresh', answer !== 'error');
+    else this.answerHost(answer);
   }
 
   /** The host tokens the server was last given (a login or a refresh answer). */
@@ -252,7 +254,7 @@ export class Replay {
   }
 
   /** The id of a login this server started, from its log (known before the answer to `login/start`). */
-  async pendingLoginId(): Promise<string | null> {
+  pendingLoginId(): string | null {
     // The latest login the server started (an earlier one's answer may come later).
     const started = [...this.s.stderr.matchAll(/login ([0-9a-f-]{36}): (asking the issuer|callback server listening)/g)];
     return started.at(-1)?.[1] ?? this.loginId;
@@ -326,3 +328,13 @@ const failed = (outcome: Outcome): Reply =>
   outcome === 'unauthorized' ? { status: 401, json: { error: 'token_expired' } } : { status: 503, json: { error: 'unavailable' } };
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `ready` until it holds or `timeoutMs` passes; whether it held. */
+export async function eventually(ready: () => boolean, timeoutMs = 3_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ready()) {
+    if (Date.now() > deadline) return false;
+    await sleep(10);
+  }
+  return true;
+}

@@ -126,17 +126,6 @@ export function sessionPathAdmissible(steps: GeneratedStep<SessionEvent>[], star
 
 const output = (e: SessionEvent) => e.output as any;
 
-/** Lets the held managed refresh or the host's refresh request answer. */
-async function refreshAnswer(r: Replay, answer: { accountId: string; same?: boolean } | 'error'): Promise<void> {
-  const deadline = Date.now() + 3_000;
-  while (Date.now() < deadline) {
-    if (r.isHeld('refresh')) return r.release('refresh', answer !== 'error');
-    if (r.hostAsks().length > 0) return r.answerHost(answer);
-    await new Promise((res) => setTimeout(res, 10));
-  }
-  throw new Error('no refresh is in flight (neither the issuer nor the host was asked)');
-}
-
 async function discovery(r: Replay) {
   if (!(await r.heldSoon('discover'))) throw new Error('no discovery is in flight');
 }
@@ -158,13 +147,13 @@ export const SESSION_DRIVERS: Record<string, Driver<SessionEvent>> = {
     await discovery(r);
     r.release('discover', (e.error as { kind: string }).kind === 'backendUnauthorized' ? 'unauthorized' : false);
   },
-  'xstate.done.actor.refreshTokens': (r) => refreshAnswer(r, { accountId: 'ws-1' }),
-  'xstate.error.actor.refreshTokens': (r) => refreshAnswer(r, 'error'),
+  'xstate.done.actor.refreshTokens': (r) => r.answerRefresh({ accountId: 'ws-1' }),
+  'xstate.error.actor.refreshTokens': (r) => r.answerRefresh('error'),
   'xstate.done.actor.hostRefresh': (r, e, _, before) => {
     const same = output(e).accessToken.reveal() === before!.context.accessToken.reveal();
-    return refreshAnswer(r, { accountId: output(e).accountId, same });
+    return r.answerRefresh({ accountId: output(e).accountId, same });
   },
-  'xstate.error.actor.hostRefresh': (r) => refreshAnswer(r, 'error'),
+  'xstate.error.actor.hostRefresh': (r) => r.answerRefresh('error'),
   // The short deadline the world was started with runs out (SESSION_DEADLINE_MS).
   'xstate.after.hostRefreshTimeout.session.refreshing.external': () => {},
 };
@@ -176,7 +165,7 @@ export const HOST_DEADLINE_MS = 1_500;
 export async function startSession(r: Replay, start: SessionStart, steps: SessionEvent[]): Promise<void> {
   const timesOut = steps.some((e) => e.type.startsWith('xstate.after.hostRefreshTimeout'));
   await r.start({
-    configLines: start.input.policy.forcedWorkspaceIds ? `forced_chatgpt_workspace_id = "${start.input.policy.forcedWorkspaceIds[0]}"\n` : '',
+    policy: start.input.policy,
     env: timesOut ? { CODEX_ACCOUNT_SERVER_HOST_REFRESH_TIMEOUT_MS: String(HOST_DEADLINE_MS) } : {},
   });
   const account = (event: AccountEvent) => ACCOUNT_DRIVERS[event.type]!(r, event, []);
