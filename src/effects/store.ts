@@ -126,8 +126,7 @@ export function createCredentialStore(backend: StoreBackend, lock?: CrossProcess
     });
 
   return {
-    // In line with the change checks, so that a check never compares with a read still under way.
-    read: () => serial(read),
+    read,
     transact,
     changedElsewhere: () =>
       serial(async () => {
