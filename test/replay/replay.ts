@@ -126,13 +126,18 @@ export class Replay {
    * takes the FIFO's place first (the server reads `auth.json` again, under
    * the lock before a write or refresh, and a FIFO with no writer would block
    * it); the load, already waiting in `open`, still reads the FIFO. The
-   * watch may look while the load runs (credentials busy: nothing happens)
-   * or after it (the same credentials: no change).
+   * watch's look at the new file is let happen while the credentials still
+   * load (they are busy: the chart ignores it), so that it cannot land after
+   * the load as a change.
    */
   async releaseLoad(text: string): Promise<void> {
     if (!this.#fifo) throw new Error('the load was released already');
     await this.loadOpened();
+    const looks = () => this.w.trace(this.s).filter((l) => l.on === 'credentials.reloaded' || l.on === 'credentials.unreadable').length;
+    const before = looks();
     otherProcessWrites(this.home, text);
+    // No look comes when the watch already read these very credentials (another step wrote them).
+    await eventually(() => looks() > before, 1_500);
     this.#fifo.release(text);
     this.#fifo = null;
   }
